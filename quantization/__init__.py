@@ -1,0 +1,1 @@
+"""INT8 for ncnn in our own code (calibration, mixed precision) and accuracy comparisons."""

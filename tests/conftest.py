@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    """The read-only asset folder beside the checkout (override with EDGEPOSE_SHARED)."""
+    return Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared")).resolve()
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    path = shared_dir()
+    if not (path / "README.md").is_file():
+        pytest.fail(f"shared assets not found at {path}; set EDGEPOSE_SHARED")
+    return path
