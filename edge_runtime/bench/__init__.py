@@ -1,0 +1,1 @@
+"""`edgepose bench`: on-device latency / FPS measurement, comparable across devices."""

@@ -1,0 +1,143 @@
+"""The edgepose pipeline under a stage clock: decode, detect, crop, pose, decode keypoints,
+track/smooth, draw. Each stage calls the same methods `Body`/`Wholebody` and `PoseTracker`
+use, so the timing is of the code users run, not of a copy of it."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Dict, List, Optional
+
+import cv2
+import numpy as np
+
+from ..detector import Detector
+from ..draw import draw_mmpose
+from ..pose import PoseEstimator
+from ..pose_tracker import PoseTracker
+from .timing import StageClock, peak_rss_mb, stage_table
+
+STAGES = ["decode", "detect", "crop", "pose", "decode_keypoints", "track_smooth", "draw", "total"]
+# Parts of `detect` and `pose` spent inside ncnn (extractor + extract); the rest of the
+# frame is our own Python/numpy/OpenCV work.
+NCNN_STAGES = ["detect_ncnn", "pose_ncnn"]
+_TRACKER_INNER = ("detect", "crop", "pose", "decode_keypoints")
+
+
+class _TimedDetector:
+    def __init__(self, detector: Detector, clock: StageClock):
+        self.inner, self.clock = detector, clock
+        self.meta = detector.meta
+
+    def __call__(self, image):
+        d, c = self.inner, self.clock
+        t0 = time.perf_counter()
+        canvas, factors = d.preprocess(image)
+        t1 = time.perf_counter()
+        outputs = d.inference(canvas)
+        t2 = time.perf_counter()
+        result = d.postprocess(outputs, factors, image.shape)
+        t3 = time.perf_counter()
+        c.add("detect", t3 - t0)
+        c.add("detect_ncnn", t2 - t1)
+        return result
+
+
+class _TimedPose:
+    def __init__(self, pose: PoseEstimator, clock: StageClock):
+        self.inner, self.clock = pose, clock
+        self.meta = pose.meta
+
+    def __call__(self, image, boxes):
+        p, c = self.inner, self.clock
+        with c.stage("crop"):
+            crops, centers, scales, runs = p.preprocess(image, np.asarray(boxes, np.float32).reshape(-1, 4))
+        t0 = time.perf_counter()
+        simcc_x, simcc_y = p.inference(crops)
+        dt = time.perf_counter() - t0
+        c.add("pose", dt)
+        c.add("pose_ncnn", dt)
+        with c.stage("decode_keypoints"):
+            return p.postprocess(simcc_x, simcc_y, centers, scales, runs)
+
+
+@dataclass
+class _Solution:
+    detector: object
+    pose_estimator: object
+
+
+@dataclass
+class PipelineResult:
+    frames: int
+    persons: float                 # mean persons per frame
+    fps: float
+    stages_ms: Dict[str, Dict[str, float]]
+    # Share of the frame in our own pipeline work around ncnn: crop, letterbox, box and
+    # keypoint decoding, NMS, tracking, smoothing. Image decoding and drawing are reported
+    # as their own stages: they are the same for any engine.
+    outside_ncnn_fraction: float
+    pose_ms_per_person: float
+    load_s: float
+    peak_rss_mb: float
+
+
+def load_pipeline(det_model: str, pose_model: str, precision: str, threads: int, concurrency: int = 1):
+    t0 = time.perf_counter()
+    det = Detector(det_model, threads=threads, precision=precision if precision != "fp16" else "fp32",
+                   fp16=precision == "fp16")
+    pose = PoseEstimator(pose_model, threads=threads, precision=precision, concurrency=concurrency)
+    return det, pose, time.perf_counter() - t0
+
+
+def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, load_s: float,
+                 warmup: int = 3, frames: Optional[int] = None, seconds: Optional[float] = 5.0,
+                 det_every: int = 1, draw: bool = True) -> PipelineResult:
+    """Run decode -> PoseTracker -> draw on one encoded image, repeated as a video."""
+    clock = StageClock()
+    tracker = PoseTracker(_Solution(_TimedDetector(det, clock), _TimedPose(pose, clock)),
+                          det_every=det_every, smooth=True)
+    buf = np.frombuffer(encoded, dtype=np.uint8)
+    persons: List[int] = []
+
+    def one_frame():
+        t0 = time.perf_counter()
+        with clock.stage("decode"):
+            image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        t1 = time.perf_counter()
+        before = clock.current(_TRACKER_INNER)
+        result = tracker(image)
+        # What the tracker call spent beyond detection and pose: NMS, tracking, smoothing.
+        clock.add("track_smooth", time.perf_counter() - t1 - (clock.current(_TRACKER_INNER) - before))
+        if draw:
+            with clock.stage("draw"):
+                draw_mmpose(image, result.keypoints, result.scores, result.boxes, result.track_ids)
+        clock.add("total", time.perf_counter() - t0)
+        clock.end_frame()
+        return len(result)
+
+    for _ in range(warmup):
+        one_frame()
+    clock.discard()
+    start = time.perf_counter()
+    while True:
+        persons.append(one_frame())
+        n = len(persons)
+        if frames is not None and n >= frames:
+            break
+        if frames is None and time.perf_counter() - start >= (seconds or 5.0):
+            break
+    stages = stage_table(clock.frames, STAGES + NCNN_STAGES)
+    total = sum(f["total"] for f in clock.frames)
+    ncnn_time = sum(f.get(s, 0.0) for f in clock.frames for s in NCNN_STAGES)
+    io_time = sum(f.get(s, 0.0) for f in clock.frames for s in ("decode", "draw"))
+    n_person_frames = max(sum(persons), 1)
+    return PipelineResult(
+        frames=len(clock.frames),
+        persons=float(np.mean(persons)) if persons else 0.0,
+        fps=len(clock.frames) / total if total > 0 else 0.0,
+        stages_ms=stages,
+        outside_ncnn_fraction=(total - ncnn_time - io_time) / total if total > 0 else float("nan"),
+        pose_ms_per_person=1000.0 * sum(f.get("pose_ncnn", 0.0) for f in clock.frames) / n_person_frames,
+        load_s=load_s,
+        peak_rss_mb=peak_rss_mb(),
+    )

@@ -1,0 +1,130 @@
+"""Bench results as a console table, JSON, Markdown and a plot, ready to paste into an issue."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+COLUMNS = [
+    ("precision", "precision", "{}"), ("threads", "thr", "{}"), ("scenario", "image", "{}"),
+    ("persons", "persons", "{:.1f}"), ("fps", "FPS", "{:.2f}"), ("p50_ms", "p50 ms", "{:.1f}"),
+    ("p90_ms", "p90 ms", "{:.1f}"), ("p99_ms", "p99 ms", "{:.1f}"),
+    ("pose_ms_per_person", "pose ms/person", "{:.2f}"), ("outside_ncnn_pct", "outside ncnn %", "{:.1f}"),
+    ("gmac_per_frame", "GMAC/frame", "{:.3f}"), ("gmac_per_s", "GMAC/s", "{:.2f}"),
+    ("baseline_fps", "ORT FPS", "{:.2f}"), ("ratio_vs_baseline", "x ORT", "{:.2f}"),
+]
+
+
+def _cell(row: Dict[str, Any], key: str, fmt: str) -> str:
+    value = row.get(key)
+    if value is None:
+        return "-"
+    try:
+        return fmt.format(value)
+    except (ValueError, TypeError):
+        return str(value)
+
+
+def table_lines(rows: List[Dict[str, Any]]) -> List[str]:
+    header = [title for _, title, _ in COLUMNS]
+    body = [[_cell(r, key, fmt) for key, _, fmt in COLUMNS] for r in rows]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
+    return lines
+
+
+def markdown(report: Dict[str, Any]) -> str:
+    rows = report["rows"]
+    dev = report["device"]
+    out = ["# edgepose bench", "",
+           f"- device: {dev.get('cpu_model')} ({dev.get('machine')}), {dev.get('cores')} cores, "
+           f"features: {', '.join(dev.get('cpu_features') or []) or 'n/a'}",
+           f"- board: {dev.get('board') or 'n/a'}; governor: {dev.get('governor') or 'n/a'}; "
+           f"frequency: {dev.get('frequency_mhz')}; temperature: {dev.get('temperature_c') or 'n/a'}",
+           f"- ncnn {dev.get('ncnn', {}).get('version')}, Python {dev.get('python')}",
+           f"- models: detector `{report['models']['det']}`, pose `{report['models']['pose']}`",
+           f"- baseline: {report.get('baseline_name') or 'none'}",
+           f"- run: warm-up {report['settings']['warmup']} frames, then "
+           f"{report['settings'].get('seconds') or report['settings'].get('frames')} "
+           f"{'s' if report['settings'].get('seconds') else 'frames'} per row; det every "
+           f"{report['settings']['det_every']} frame(s)", ""]
+    out.append("| " + " | ".join(title for _, title, _ in COLUMNS) + " |")
+    out.append("|" + "---|" * len(COLUMNS))
+    for r in rows:
+        out.append("| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in COLUMNS) + " |")
+    out += ["", "## Stage latency (ms, p50 / p90 / p99)", ""]
+    stages = report.get("stage_names", [])
+    out.append("| precision | thr | image | " + " | ".join(stages) + " |")
+    out.append("|" + "---|" * (3 + len(stages)))
+    for r in rows:
+        cells = []
+        for s in stages:
+            st = r["stages_ms"].get(s)
+            cells.append("-" if st is None else f"{st['p50']:.2f} / {st['p90']:.2f} / {st['p99']:.2f}")
+        out.append(f"| {r['precision']} | {r['threads']} | {r['scenario']} | " + " | ".join(cells) + " |")
+    out += ["", f"Peak RSS: {report.get('peak_rss_mb', 0):.0f} MB; model load: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in report.get("load_s", {}).items()), ""]
+    return "\n".join(out)
+
+
+def plot(report: Dict[str, Any], path: str) -> bool:
+    """FPS vs persons per precision/threads, and the stage breakdown. False when matplotlib is absent."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = report["rows"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    series: Dict[str, List] = {}
+    for r in rows:
+        series.setdefault(f"{r['precision']} x{r['threads']}", []).append((r["persons"], r["fps"]))
+    for name, pts in series.items():
+        pts.sort()
+        ax1.plot([p for p, _ in pts], [f for _, f in pts], marker="o", label=f"edgepose {name}")
+    base: Dict[str, List] = {}
+    for r in rows:
+        if r.get("baseline_fps"):
+            base.setdefault(f"x{r['threads']}", {})[r["persons"]] = r["baseline_fps"]
+    for name, pts in base.items():
+        xs = sorted(pts)
+        ax1.plot(xs, [pts[x] for x in xs], "k--", marker="s", label=f"ONNX Runtime {name}")
+    ax1.set_xlabel("persons in frame")
+    ax1.set_ylabel("end-to-end FPS")
+    ax1.set_title("FPS vs persons")
+    ax1.grid(alpha=0.3)
+    ax1.legend(fontsize=8)
+    stages = [s for s in report.get("stage_names", []) if s != "total"]
+    labels = [f"{r['precision']} x{r['threads']}\n{r['scenario']}" for r in rows]
+    bottom = [0.0] * len(rows)
+    for s in stages:
+        vals = [r["stages_ms"].get(s, {}).get("mean", 0.0) for r in rows]
+        ax2.bar(range(len(rows)), vals, bottom=bottom, label=s)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax2.set_xticks(range(len(rows)))
+    ax2.set_xticklabels(labels, fontsize=6, rotation=60, ha="right")
+    ax2.set_ylabel("mean ms per frame")
+    ax2.set_title("stage breakdown")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return True
+
+
+def write(report: Dict[str, Any], out_dir: str) -> Dict[str, str]:
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"json": os.path.join(out_dir, "bench.json"), "markdown": os.path.join(out_dir, "bench.md"),
+             "plot": os.path.join(out_dir, "bench.png")}
+    for key, text in (("json", json.dumps(report, indent=1)), ("markdown", markdown(report))):
+        tmp = paths[key] + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, paths[key])
+    if not plot(report, paths["plot"]):
+        paths.pop("plot")
+    return paths

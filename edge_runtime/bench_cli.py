@@ -1,0 +1,54 @@
+"""`edgepose bench`: FPS and per-stage latency on this device, with ONNX Runtime as baseline."""
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--det", nargs="+", required=True, metavar="MODEL",
+                   help="converted detector folder(s)/.json; int8 variants are picked from these too")
+    p.add_argument("--pose", nargs="+", required=True, metavar="MODEL",
+                   help="converted pose model folder(s)/.json (fp32 and e.g. an `edgepose quantize` output)")
+    p.add_argument("--precision", nargs="+", default=["fp32", "fp16", "int8"],
+                   choices=["fp32", "fp16", "int8", "mixed"], help="precisions to run (missing ones are skipped)")
+    p.add_argument("--threads", nargs="+", type=int, default=None,
+                   help="ncnn thread counts (default: 1 .. cores)")
+    p.add_argument("--images", nargs="+", default=None,
+                   help="images or folders with people (default: the shared test photos when present)")
+    p.add_argument("--persons", nargs="+", type=int, default=[1, 3, 6],
+                   help="person counts to measure; the largest means 'at least' (default 1 3 6)")
+    p.add_argument("--seconds", type=float, default=5.0, help="measured time per row (default 5)")
+    p.add_argument("--frames", type=int, default=None, help="measure this many frames per row instead")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--det-every", type=int, default=1, help="detector every N frames (default 1: every frame)")
+    p.add_argument("--concurrency", type=int, default=1, help="persons run at once on separate extractors")
+    p.add_argument("--no-baseline", action="store_true", help="skip the ONNX Runtime baseline")
+    p.add_argument("--det-onnx", help="ONNX file of the detector for the baseline (default: the convert source)")
+    p.add_argument("--pose-onnx", help="ONNX file of the pose model for the baseline (default: the convert source)")
+    p.add_argument("-o", "--output", default="bench-results", help="report folder (JSON, Markdown, PNG)")
+
+
+def main(args) -> int:
+    from .bench.report import table_lines, write
+    from .bench.run import bench
+    from .bench.scenarios import expand_images, shared_pool
+    from .errors import EdgeposeError
+
+    images = expand_images(args.images) if args.images else shared_pool()
+    if not images:
+        raise EdgeposeError("no images to benchmark on: pass --images with photos of 1, 3 and 6+ people")
+    threads = args.threads or list(range(1, (os.cpu_count() or 1) + 1))
+    if any(t < 1 for t in threads):
+        raise EdgeposeError(f"--threads must be positive, got {threads}")
+    report = bench(args.det, args.pose, images, precisions=args.precision, threads=threads,
+                   targets=sorted(set(args.persons)), seconds=None if args.frames else args.seconds,
+                   frames=args.frames, warmup=args.warmup, det_every=args.det_every,
+                   baseline=not args.no_baseline, det_onnx=args.det_onnx, pose_onnx=args.pose_onnx,
+                   concurrency=args.concurrency)
+    print()
+    for line in table_lines(report["rows"]):
+        print(line)
+    paths = write(report, args.output)
+    print("\nwritten: " + ", ".join(paths.values()))
+    return 0

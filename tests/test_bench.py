@@ -1,0 +1,110 @@
+"""`edgepose bench`: GMAC counting, the ORT baseline doing the same work, and the report."""
+import json
+
+import cv2
+import numpy as np
+import onnx
+
+from edge_runtime.bench.gmac import gmac
+from edge_runtime.bench.ort_baseline import OrtDetector, OrtPose
+from edge_runtime.cli import main as cli
+from edge_runtime.detector import Detector
+from edge_runtime.model_meta import ModelMeta, find_model
+from edge_runtime.pose import PoseEstimator
+
+
+def onnx_gmac(path) -> float:
+    """Independent count on the ONNX graph: Conv, Gemm and MatMul multiply-accumulates, with
+    the tensor shapes of one onnxruntime run."""
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    nodes = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul")]
+    wanted = {n.output[0] for n in nodes} | {n.input[0] for n in nodes}
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    have = {o.name for o in model.graph.output}
+    for name in sorted(wanted - have - set(inits)):
+        model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    x = np.zeros([1] + [int(d) for d in inp.shape[1:]], np.float32)
+    names = [o.name for o in sess.get_outputs()]
+    shapes = {n: list(v.shape) for n, v in zip(names, sess.run(names, {inp.name: x}))}
+    shapes.update(inits)
+    total = 0
+    for node in nodes:
+        out = shapes[node.output[0]]
+        if node.op_type == "Conv":
+            total += int(np.prod(out)) * int(np.prod(inits[node.input[1]][1:]))
+        else:
+            a = shapes[node.input[0]]
+            trans_a = node.op_type == "Gemm" and any(at.name == "transA" and at.i for at in node.attribute)
+            total += int(np.prod(out)) * (a[-2] if trans_a else a[-1])
+    return total / 1e9
+
+
+def test_gmac_matches_an_independent_onnx_count(wholebody_t_dir, body_t_dir, rtmdet_dir, shared):
+    pose = gmac(find_model(str(wholebody_t_dir)))
+    ref = onnx_gmac(shared / "reference/official/rtmpose-t_wholebody_256x192.onnx")
+    # The folded normalisation adds a 3->3 1x1 conv at the input: 256*192*9 MAC.
+    assert abs(pose - ref) / ref < 0.01, (pose, ref)
+    body = gmac(find_model(str(body_t_dir)))
+    assert 0.33 < body < 0.39  # RTMPose-t body is published at 0.36 G(MAC) at 256x192
+    det = gmac(find_model(str(rtmdet_dir)))
+    assert 0.1 < det < 1.0
+
+
+def test_ort_baseline_does_the_same_work(rtmdet_dir, wholebody_t_dir, shared):
+    image = cv2.imread(str(shared / "data/calib_pypi_wheel_assets/bus.jpg")) if \
+        (shared / "data/calib_pypi_wheel_assets/bus.jpg").exists() else \
+        cv2.imread(str(shared / "data/calib_mmpose_examples/human-pose.jpeg"))
+    det = Detector(str(rtmdet_dir), precision="fp32")
+    det_meta = ModelMeta.load(find_model(str(rtmdet_dir)))
+    ort_det = OrtDetector(str(shared / "models/rtmdet-nano-person/rtmdet-nano-person_raw-heads.onnx"),
+                          det_meta, 1, det.score_threshold, det.nms_iou)
+    boxes, _ = det(image)
+    ort_boxes, _ = ort_det(image)
+    assert len(boxes) >= 1 and len(boxes) == len(ort_boxes)
+    assert np.abs(boxes - ort_boxes).max() < 1.0
+    pose = PoseEstimator(str(wholebody_t_dir), precision="fp32")
+    ort_pose = OrtPose(str(shared / "reference/official/rtmpose-t_wholebody_256x192.onnx"),
+                       ModelMeta.load(find_model(str(wholebody_t_dir))), 1)
+    k1, s1 = pose(image, boxes)
+    k2, s2 = ort_pose(image, boxes)
+    assert k1.shape == k2.shape == (len(boxes), 133, 2)
+    assert np.median(np.abs(k1 - k2)) < 0.5
+
+
+def test_bench_cli_writes_report(rtmdet_dir, wholebody_t_dir, shared, tmp_path, capsys):
+    out = tmp_path / "report"
+    rc = cli(["bench", "--det", str(rtmdet_dir), "--pose", str(wholebody_t_dir), "--precision", "fp32",
+              "--threads", "1", "--frames", "3", "--warmup", "1", "--persons", "1", "3",
+              "--images", str(shared / "data/calib_mmpose_examples"), str(shared / "data/calib_alphapose_demo"),
+              "--pose-onnx", str(shared / "reference/official/rtmpose-t_wholebody_256x192.onnx"),
+              "--det-onnx", str(shared / "models/rtmdet-nano-person/rtmdet-nano-person_raw-heads.onnx"),
+              "-o", str(out)])
+    assert rc == 0
+    report = json.loads((out / "bench.json").read_text())
+    assert (out / "bench.md").read_text().startswith("# edgepose bench")
+    rows = report["rows"]
+    # One row per asked count; the largest means "at least" (that image's persons all run).
+    assert rows[0]["persons"] == 1.0 and rows[1]["persons"] >= 3.0
+    for r in rows:
+        assert r["frames"] == 3 and r["fps"] > 0 and r["baseline_fps"] > 0
+        assert r["ratio_vs_baseline"] == r["fps"] / r["baseline_fps"]
+        st = r["stages_ms"]
+        assert st["pose_ncnn"]["mean"] > 0 and st["detect_ncnn"]["mean"] > 0
+        # The stages add up to the frame (within timer overhead).
+        parts = sum(st[s]["mean"] for s in ("decode", "detect", "crop", "pose", "decode_keypoints",
+                                            "track_smooth", "draw"))
+        assert abs(parts - st["total"]["mean"]) < 0.05 * st["total"]["mean"] + 0.5
+    assert report["device"]["cores"] >= 1 and report["device"]["ncnn"]["version"]
+    assert "FPS" in capsys.readouterr().out
+
+
+def test_bench_refuses_missing_models(tmp_path, capsys):
+    rc = cli(["bench", "--det", str(tmp_path / "nope"), "--pose", str(tmp_path / "nope2"),
+              "--images", str(tmp_path), "-o", str(tmp_path / "r")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "Traceback" not in err
