@@ -1,0 +1,372 @@
+"""`edgepose run SOURCE`: whole-body pose on an image, a folder, a video file or a camera.
+
+Writes into the output folder (default ./edgepose_out):
+  <stem>_pose.<ext>          annotated image(s) (.jpg/.png as the input), or <stem>_pose.mp4 for video/camera
+  <stem>_keypoints.json      COCO keypoint results of every frame/image (image_id = frame/file number)
+  openpose/<stem>_<frame>_keypoints.json   with --openpose-json (one file per frame, as OpenPose writes)
+Images: detector on every image, no smoothing. Video: skip-frame detection
+(--det-every), track ids, One-Euro smoothing (--no-smooth to turn off).
+Files are written under temporary names and renamed when complete.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .errors import EdgeposeError
+
+OUTPUT_MANIFEST = ".edgepose-outputs.json"
+ID_SWITCH_RULE = ("id switch = a person whose box overlaps their box of the previous frame "
+                  "with IoU > 0.5 but carries a different track id")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("source", help="image file, folder of images, video file, or camera index (0, 1, ...)")
+    p.add_argument("--det", metavar="MODEL", help="converted person detector (folder, .json or .ncnn.param); "
+                                                  "default: the one `edgepose demo` prepared")
+    p.add_argument("--pose", metavar="MODEL", help="converted pose model (folder, .json or .ncnn.param); "
+                                                   "default: the one `edgepose demo` prepared")
+    p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                   help="model variant / ncnn mode (default: fp16 on ARM, fp32 elsewhere)")
+    p.add_argument("--threads", type=int, default=None, help="ncnn threads per inference")
+    p.add_argument("--det-every", type=int, default=5, metavar="N",
+                   help="video: run the detector every N frames, carry boxes from the poses in between "
+                        "(default 5; 1 = every frame)")
+    p.add_argument("--no-smooth", action="store_true", help="video: turn One-Euro keypoint smoothing off")
+    p.add_argument("-o", "--output-dir", default="edgepose_out", help="output folder (default ./edgepose_out)")
+    p.add_argument("--openpose-json", action="store_true",
+                   help="also write OpenPose JSON per frame (18-point body, hands, face) for ControlNet")
+    p.add_argument("--draw-style", choices=("mmpose", "openpose"), default="mmpose",
+                   help="mmpose: skeleton on the picture, coloured by part; openpose: OpenPose-style on black")
+    p.add_argument("--show-fps", action="store_true", help="print the live FPS onto the output frames")
+    p.add_argument("--threshold", type=float, default=0.3, help="keypoint score threshold for drawing (0.3)")
+    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (camera runs)")
+    p.add_argument("--no-draw", action="store_true", help="write only the JSON results")
+
+
+def _check_args(args) -> None:
+    if args.det_every < 1:
+        raise EdgeposeError(f"--det-every must be >= 1, got {args.det_every}")
+    if args.threads is not None and args.threads < 1:
+        raise EdgeposeError(f"--threads must be >= 1, got {args.threads}")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise EdgeposeError(f"--threshold must be within 0..1, got {args.threshold}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise EdgeposeError(f"--max-frames must be >= 1, got {args.max_frames}")
+
+
+@dataclass
+class RunSummary:
+    kind: str
+    processed: int
+    skipped: int
+    cut_short: bool
+    frames_read: int
+    interrupted: bool
+    persons: int
+    fps: float
+    precision: str
+    det_every: int
+    tracks: Optional[int]
+    id_switches: Optional[int]
+    written: List[str] = field(default_factory=list)
+
+
+class _Models:
+    """What PoseTracker needs from a solution: a detector and a pose estimator."""
+
+    def __init__(self, det: str, pose: str, precision: Optional[str], threads: Optional[int]):
+        from .detector import Detector
+        from .pose import PoseEstimator
+        self.detector = _load_checked(Detector, det, "--det", "detect", precision, threads)
+        self.pose_estimator = _load_checked(PoseEstimator, pose, "--pose", "pose", precision, threads)
+
+
+def _load_checked(cls, path, flag, task, precision, threads):
+    if not os.path.exists(path):
+        raise EdgeposeError(f"{flag} {path}: no such model file or folder")
+    try:
+        return cls(path, threads=threads, precision=precision)
+    except EdgeposeError as e:
+        msg = str(e)
+        if "model, expected" in msg or "holds no converted model" in msg:
+            raise EdgeposeError(f"{flag} {path}: not a {task} model ({msg})") from None
+        raise EdgeposeError(f"{flag}: {msg}") from None
+
+
+def resolve_models(args):
+    det, pose = args.det, args.pose
+    if det is None or pose is None:
+        from .demo import cached_models
+        cached = cached_models()
+        det = det or cached.get("det")
+        pose = pose or cached.get("pose")
+    missing = [f for f, v in (("--det", det), ("--pose", pose)) if v is None]
+    if missing:
+        raise EdgeposeError(f"no model given for {' and '.join(missing)}: pass converted models "
+                            f"(`edgepose convert MODEL.onnx -o DIR`, then --det DIR / --pose DIR), "
+                            f"or run `edgepose demo` once to prepare the default ones")
+    return det, pose
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _image_output_name(name: str) -> str:
+    stem, ext = os.path.splitext(name)
+    ext = ext.lower() if ext.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
+    return f"{stem}_pose{ext}"
+
+
+class _Outputs:
+    """Everything written for one run; files go to temporary names until `finish`."""
+
+    def __init__(self, out_dir: str, source, style: str, openpose: bool, draw: bool, show_fps: bool,
+                 threshold: float):
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as e:
+            raise EdgeposeError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
+        self.out_dir, self.source, self.style = out_dir, source, style
+        self.openpose, self.draw, self.show_fps, self.threshold = openpose, draw, show_fps, threshold
+        self.coco = []
+        self.written = []
+        self._writer = None
+        self._video_tmp = self._video_path = None
+        self._video_size = None
+        self.json_path = os.path.join(out_dir, f"{source.stem}_keypoints.json")
+        self._claim_names()
+        if openpose:
+            self.openpose_dir = os.path.join(out_dir, "openpose")
+            os.makedirs(self.openpose_dir, exist_ok=True)
+
+    def _planned(self):
+        """Output names (relative to out_dir) this run may write; glob patterns for per-frame files."""
+        video = self.source.kind in ("video", "camera")
+        names = [os.path.basename(self.json_path)]
+        if self.draw:
+            if video:
+                names.append(f"{self.source.stem}_pose.mp4")
+            else:
+                files = [self.source.spec] if self.source.kind == "image" else self.source._files
+                names += [_image_output_name(os.path.basename(f)) for f in files]
+        patterns = []
+        if self.openpose:
+            stems = [self.source.stem] if video else \
+                [os.path.splitext(os.path.basename(f))[0] for f in ([self.source.spec] if self.source.kind == "image"
+                                                                     else self.source._files)]
+            patterns = [f"openpose/{glob.escape(st)}_[0-9]*_keypoints.json" for st in stems]
+        return names, patterns
+
+    def _claim_names(self) -> None:
+        """Refuse to overwrite a file edgepose did not write; then record what this run writes.
+
+        `.edgepose-outputs.json` in the output folder lists the names earlier runs wrote,
+        so re-running into the same folder replaces our own results and nothing else.
+        """
+        manifest_path = os.path.join(self.out_dir, OUTPUT_MANIFEST)
+        try:
+            with open(manifest_path) as f:
+                known = json.load(f)
+            known = {"names": set(known.get("names", [])), "patterns": set(known.get("patterns", []))}
+        except (OSError, ValueError, AttributeError):
+            known = {"names": set(), "patterns": set()}
+        names, patterns = self._planned()
+        for name in names:
+            path = os.path.join(self.out_dir, name)
+            if _same_file(path, self.source.spec):
+                raise EdgeposeError(f"{path}: output would overwrite the input; choose another --output-dir")
+            if os.path.exists(path) and name not in known["names"]:
+                raise EdgeposeError(f"{path}: exists and was not written by edgepose; refusing to overwrite it "
+                                    f"(choose another --output-dir)")
+        for pattern in patterns:
+            if pattern not in known["patterns"]:
+                clash = glob.glob(os.path.join(glob.escape(self.out_dir), pattern))
+                if clash:
+                    raise EdgeposeError(f"{clash[0]}: exists and was not written by edgepose; refusing to "
+                                        f"overwrite it (choose another --output-dir)")
+        known["names"].update(names)
+        known["patterns"].update(patterns)
+        tmp = manifest_path + ".tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump({k: sorted(v) for k, v in known.items()}, f, indent=1)
+            os.replace(tmp, manifest_path)
+        except OSError as e:
+            raise EdgeposeError(f"{self.out_dir}: output folder is not writable ({e.strerror})") from None
+
+    def _picture(self, image, poses, kset, fps):
+        from .draw import draw_fps, draw_mmpose, draw_openpose
+        if self.style == "openpose":
+            pic = draw_openpose(image.shape, poses.keypoints, poses.scores, self.threshold)
+        else:
+            pic = draw_mmpose(image, poses.keypoints, poses.scores, poses.boxes,
+                              poses.track_ids if self.source.kind in ("video", "camera") else None,
+                              keypoint_set=kset, threshold=self.threshold)
+        if self.show_fps and fps:
+            draw_fps(pic, fps)
+        return pic
+
+    def add(self, frame, image, poses, kset, fps) -> None:
+        from .results_json import coco_results, openpose_frame, write_json_atomic
+        video = self.source.kind in ("video", "camera")
+        self.coco += coco_results(frame.index, poses.boxes, poses.box_scores, poses.keypoints, poses.scores,
+                                  poses.track_ids if video else None,
+                                  None if video else frame.name)
+        if self.openpose:
+            stem = os.path.splitext(frame.name)[0] if not video else self.source.stem
+            path = os.path.join(self.openpose_dir, f"{stem}_{frame.index:012d}_keypoints.json")
+            write_json_atomic(path, openpose_frame(poses.keypoints, poses.scores, image.shape[1], image.shape[0],
+                                                   poses.track_ids if video else None, self.threshold))
+        if not self.draw:
+            return
+        pic = self._picture(image, poses, kset, fps)
+        if video:
+            self._write_video_frame(pic)
+        else:
+            self._write_image(frame, pic)
+
+    def _write_image(self, frame, pic) -> None:
+        import cv2
+        name = _image_output_name(frame.name)
+        path = os.path.join(self.out_dir, name)
+        stem, ext = os.path.splitext(name)
+        tmp = os.path.join(self.out_dir, f".{stem}.tmp{ext}")
+        if not cv2.imwrite(tmp, pic):
+            raise EdgeposeError(f"{path}: cannot write the annotated image")
+        os.replace(tmp, path)
+        self.written.append(path)
+
+    def _write_video_frame(self, pic) -> None:
+        import cv2
+        if self._writer is None:
+            self._video_path = os.path.join(self.out_dir, f"{self.source.stem}_pose.mp4")
+            self._video_tmp = os.path.join(self.out_dir, f".{self.source.stem}_pose.partial.mp4")
+            fps = self.source.fps or 30.0
+            h, w = pic.shape[:2]
+            self._writer = cv2.VideoWriter(self._video_tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+            if not self._writer.isOpened():
+                self._writer = None
+                raise EdgeposeError(f"{self._video_path}: OpenCV cannot write mp4 video here")
+            self._video_size = (w, h)
+        if (pic.shape[1], pic.shape[0]) != self._video_size:
+            pic = cv2.resize(pic, self._video_size)
+        self._writer.write(pic)
+
+    def finish(self) -> None:
+        from .results_json import write_json_atomic
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            os.replace(self._video_tmp, self._video_path)
+            self.written.append(self._video_path)
+        write_json_atomic(self.json_path, self.coco)
+        self.written.append(self.json_path)
+
+
+def _precision(models) -> str:
+    model = getattr(models.pose_estimator, "model", None)
+    return str(getattr(model, "precision", "?"))
+
+
+def execute(args) -> "RunSummary":
+    """Run the pipeline over args.source and write the outputs; returns the figures."""
+    from tqdm import tqdm
+
+    from .draw import keypoint_set_for
+    from .image_input import as_bgr8
+    from .pose_tracker import PoseTracker
+    from .sources import Source, warn
+    from .tracking import IdSwitchCounter
+
+    _check_args(args)
+    det, pose = resolve_models(args)
+    source = Source(args.source)
+    models = _Models(det, pose, args.precision, args.threads)
+    video = source.kind in ("video", "camera")
+    tracker = PoseTracker(models, det_every=args.det_every if video else 1,
+                          smooth=video and not args.no_smooth, fps=source.fps or 30.0,
+                          keypoint_threshold=args.threshold)
+    meta_kp = getattr(models.pose_estimator.meta, "keypoints", None)
+    kset = keypoint_set_for(models.pose_estimator.num_keypoints, meta_kp)
+    outputs = _Outputs(args.output_dir, source, args.draw_style, args.openpose_json, not args.no_draw,
+                       args.show_fps, args.threshold)
+    switches = IdSwitchCounter()
+
+    done = persons = failed = 0
+    compute = 0.0
+    fps_live = 0.0
+    interrupted = False
+    bar = tqdm(total=args.max_frames or source.expected_frames, unit="frame", dynamic_ncols=True,
+               disable=None, file=sys.stderr)
+    try:
+        for frame in source:
+            t0 = time.perf_counter()
+            try:
+                if not video:
+                    tracker.reset()
+                image = as_bgr8(frame.image)
+                poses = tracker(image, frame.timestamp)
+            except EdgeposeError as e:
+                warn(f"{frame.name}: {e}; skipped")
+                failed += 1
+                bar.update(1)
+                continue
+            dt = time.perf_counter() - t0
+            compute += dt
+            fps_live = 1.0 / dt if fps_live == 0 else 0.9 * fps_live + 0.1 / max(dt, 1e-6)
+            if video:
+                switches.update(poses.boxes, poses.track_ids)
+            outputs.add(frame, image, poses, kset, fps_live)
+            done += 1
+            persons += len(poses)
+            bar.set_postfix(fps=f"{fps_live:.1f}", persons=len(poses), refresh=False)
+            bar.update(1)
+            if args.max_frames and done >= args.max_frames:
+                break
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        outputs.finish()
+        source.close()
+
+    if done == 0:
+        raise EdgeposeError(f"{args.source}: no frame or image could be processed "
+                            f"({len(source.skipped) + failed} unreadable)")
+    return RunSummary(kind=source.kind, processed=done, skipped=len(source.skipped) + failed,
+                      cut_short=source.cut_short, frames_read=source.frames_read, interrupted=interrupted,
+                      persons=persons, fps=done / compute if compute else 0.0, precision=_precision(models),
+                      det_every=tracker.det_every, tracks=switches.num_tracks if video else None,
+                      id_switches=switches.switches if video else None, written=list(outputs.written))
+
+
+def print_summary(s: "RunSummary") -> None:
+    video = s.kind in ("video", "camera")
+    what = "frames" if video else "images"
+    print(f"edgepose run: {s.processed} {what} processed"
+          + (f", {s.skipped} skipped" if s.skipped else "")
+          + (f" (video ended early at frame {s.frames_read})" if s.cut_short else "")
+          + (" (interrupted)" if s.interrupted else ""))
+    print(f"  persons: {s.persons} ({s.persons / s.processed:.2f} per {what[:-1]})")
+    print(f"  speed: {s.fps:.1f} FPS (detector + pose + tracking, precision {s.precision}, "
+          f"det every {s.det_every})")
+    if video:
+        print(f"  tracks: {s.tracks}, id switches: {s.id_switches} ({ID_SWITCH_RULE})")
+    for path in s.written:
+        print(f"  wrote {path}")
+
+
+def main(args) -> int:
+    summary = execute(args)
+    print_summary(summary)
+    return 130 if summary.interrupted else 0
