@@ -5,6 +5,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Converted-model fixtures shared by all tests (wholebody_t_dir, body_t_dir, rtmdet_dir, ...).
+pytest_plugins = ["model_fixtures"]
+
 
 def shared_dir() -> Path:
     """The read-only asset folder beside the checkout (override with EDGEPOSE_SHARED)."""

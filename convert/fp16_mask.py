@@ -1,0 +1,58 @@
+"""Keep the ScaleNorm layers of the GAU block in fp32 on devices with fp16 arithmetic.
+
+ScaleNorm computes ||x||_2 over the feature axis: the sum of squares exceeds the fp16
+range (65504) for ordinary activations, and the division that follows then returns
+zeros. ncnn lets a layer opt out of fp16 through its feature mask (layer param 31,
+read by Layer::load_param; net.cpp masks the options per layer):
+bit 0 disables fp16 arithmetic, bit 1 disables fp16 storage/packed.
+"""
+from __future__ import annotations
+
+from typing import List
+
+from .ncnn_param import ParamFile, ParamLayer
+
+FEATMASK_KEY = 31
+NO_FP16_ARITHMETIC = 1 << 0
+NO_FP16_STORAGE = 1 << 1
+FP32_FEATMASK = NO_FP16_ARITHMETIC | NO_FP16_STORAGE
+
+REDUCTION_L2 = "8"
+
+
+def scalenorm_layers(param: ParamFile) -> List[ParamLayer]:
+    """Each L2 Reduction plus the elementwise chain that turns it into x / norm."""
+    chosen: List[ParamLayer] = []
+    for layer in param.layers:
+        if layer.type != "Reduction" or layer.get(0) != REDUCTION_L2:
+            continue
+        chosen.append(layer)
+        frontier = list(layer.tops)
+        while frontier:
+            blob = frontier.pop()
+            for c in param.consumers(blob):
+                if c.type not in ("BinaryOp", "Clip", "UnaryOp") or c in chosen:
+                    continue
+                chosen.append(c)
+                # A two-input BinaryOp is the division by the norm: the chain ends there,
+                # its output is O(1) again and safe in fp16.
+                if len(c.bottoms) == 1:
+                    frontier.extend(c.tops)
+    return chosen
+
+
+def apply_fp32_mask(param: ParamFile) -> List[str]:
+    """Write the fp32 feature mask on the ScaleNorm layers; return their names."""
+    layers = scalenorm_layers(param)
+    for layer in layers:
+        old = int(layer.get(FEATMASK_KEY, 0))
+        layer.set(FEATMASK_KEY, old | FP32_FEATMASK)
+    return [l.name for l in layers]
+
+
+def mask_layers(param: ParamFile, names: List[str]) -> None:
+    """Write the fp32 feature mask on the named layers (e.g. a stem fed raw 0..255 pixels)."""
+    wanted = set(names)
+    for layer in param.layers:
+        if layer.name in wanted:
+            layer.set(FEATMASK_KEY, int(layer.get(FEATMASK_KEY, 0)) | FP32_FEATMASK)

@@ -1,0 +1,211 @@
+"""After writing a model, run the source and the ncnn model on real images and compare.
+
+Pose models see person crops from the COCO ground-truth boxes in the shared data
+folder; detectors see whole images, letterboxed. Without the shared folder the user's
+images (`--check-images DIR`) are used, else a seeded synthetic image (said so).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from edge_runtime.errors import EdgeposeError
+
+POSE_CROPS = 8
+DETECT_IMAGES = 4
+# Bounds (relative to the largest output magnitude). fp32 matches the acceptance bound.
+FP32_MAX_REL = 1e-4
+# Detectors: YOLOX eats un-normalised 0..255 pixels, so plain fp32 summation-order noise
+# (ncnn vs onnxruntime, also with every ncnn optimisation off) reaches ~1.5e-4 of the
+# output range on its raw box offsets (0.016 px at stride 32). Decoded boxes are compared
+# with an IoU bound in the tests.
+DETECT_FP32_MAX_REL = 1e-3
+FP32_MIN_ARGMAX = 0.99
+FP16_MIN_WITHIN_ONE = 0.99
+FP16_MAX_REL = 5e-2
+
+COCO_KP_DIR = "data/coco_kp17_val2017_merged"
+COCO_KP_JSON = "person_keypoints_val2017_merged.json"
+
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def shared_dir() -> Optional[Path]:
+    env = os.environ.get("EDGEPOSE_SHARED")
+    cand = Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared"
+    return cand if (cand / "README.md").is_file() else None
+
+
+@dataclass
+class CheckResult:
+    images: str              # where the inputs came from
+    count: int
+    max_abs: float
+    max_magnitude: float
+    argmax_agreement: Optional[float]     # pose only
+    within_one_bin: Optional[float]       # pose only
+    passed: bool
+    bound: str
+
+    @property
+    def rel(self) -> float:
+        return self.max_abs / max(self.max_magnitude, 1e-12)
+
+    def line(self) -> str:
+        s = (f"self-check on {self.count} {self.images}: max abs diff {self.max_abs:.3g} "
+             f"({self.rel:.2g} of max |output| {self.max_magnitude:.3g})")
+        if self.argmax_agreement is not None:
+            s += (f", SimCC argmax agreement {100 * self.argmax_agreement:.1f}% "
+                  f"(within one bin {100 * self.within_one_bin:.1f}%)")
+        return s + (" - OK" if self.passed else f" - FAILED ({self.bound})")
+
+
+# -- inputs --------------------------------------------------------------------------
+
+def warp_box(img: np.ndarray, box_xywh: Sequence[float], out_w: int, out_h: int,
+             padding: float = 1.25) -> np.ndarray:
+    """Top-down crop as the official pipeline does: centre/scale box, aspect fixed, affine warp."""
+    import cv2
+    x, y, w, h = box_xywh
+    cx, cy = x + w / 2.0, y + h / 2.0
+    aspect = out_w / out_h
+    if w > aspect * h:
+        h = w / aspect
+    else:
+        w = h * aspect
+    w, h = w * padding, h * padding
+    src = np.float32([[cx, cy], [cx, cy - h / 2.0], [cx - w / 2.0, cy - h / 2.0]])
+    dst = np.float32([[out_w / 2.0, out_h / 2.0], [out_w / 2.0, 0], [0, 0]])
+    mat = cv2.getAffineTransform(src, dst)
+    return cv2.warpAffine(img, mat, (out_w, out_h), flags=cv2.INTER_LINEAR)
+
+
+def letterbox(img: np.ndarray, out_w: int, out_h: int, pad_value: int = 114) -> np.ndarray:
+    import cv2
+    scale = min(out_w / img.shape[1], out_h / img.shape[0])
+    nw, nh = max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale))
+    canvas = np.full((out_h, out_w, 3), pad_value, np.uint8)
+    canvas[:nh, :nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return canvas
+
+
+def _read(path: str) -> np.ndarray:
+    import cv2
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        raise EdgeposeError(f"{path}: cannot read image")
+    return img
+
+
+def coco_person_crops(root: Path, out_w: int, out_h: int, count: int) -> List[np.ndarray]:
+    with open(root / COCO_KP_JSON) as f:
+        coco = json.load(f)
+    files = {im["id"]: im["file_name"] for im in coco["images"]}
+    anns = [a for a in coco["annotations"]
+            if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0 and min(a["bbox"][2:]) >= 32]
+    crops = []
+    for a in anns[:count]:
+        img = _read(str(root / "val2017" / files[a["image_id"]]))
+        crops.append(warp_box(img, a["bbox"], out_w, out_h))
+    return crops
+
+
+def folder_images(folder: str, count: int) -> List[np.ndarray]:
+    if not os.path.isdir(folder):
+        raise EdgeposeError(f"{folder}: check-images folder not found")
+    files = sorted(f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXT))
+    if not files:
+        raise EdgeposeError(f"{folder}: no images ({', '.join(IMAGE_EXT)}) for the self-check")
+    return [_read(os.path.join(folder, f)) for f in files[:count]]
+
+
+def synthetic_image(w: int, h: int, seed: int = 0) -> np.ndarray:
+    """Smooth random colour field: exercises the whole 0..255 range and the borders."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def check_inputs(task: str, w: int, h: int, pad_value: int, images_dir: Optional[str]
+                 ) -> tuple:
+    """Raw BGR uint8 images of the model's input size, and a phrase saying what they are."""
+    if images_dir:
+        imgs = folder_images(images_dir, POSE_CROPS if task == "pose" else DETECT_IMAGES)
+        return [letterbox(im, w, h, pad_value) for im in imgs], f"images from {images_dir}"
+    root = shared_dir()
+    if root is not None and (root / COCO_KP_DIR / COCO_KP_JSON).is_file():
+        kp = root / COCO_KP_DIR
+        if task == "pose":
+            return coco_person_crops(kp, w, h, POSE_CROPS), "COCO person crops"
+        names = sorted(os.listdir(kp / "val2017"))[:DETECT_IMAGES]
+        return [letterbox(_read(str(kp / "val2017" / n)), w, h, pad_value) for n in names], \
+            "COCO images (letterboxed)"
+    return [synthetic_image(w, h)], "synthetic image (no shared data found; pass --check-images DIR)"
+
+
+# -- running -------------------------------------------------------------------------
+
+def ncnn_forward(param: str, binf: str, input_blob: str, output_blobs: Sequence[str],
+                 pixels_chw: np.ndarray, fp16: bool = False) -> List[np.ndarray]:
+    """Run one raw-pixel [3,H,W] float input through ncnn; fp32 unless `fp16`."""
+    import ncnn
+    net = ncnn.Net()
+    net.opt.use_fp16_storage = fp16
+    net.opt.use_fp16_packed = fp16
+    net.opt.use_fp16_arithmetic = fp16
+    net.opt.num_threads = 1
+    if net.load_param(param) != 0 or net.load_model(binf) != 0:
+        raise EdgeposeError(f"{param}: ncnn cannot load the converted model")
+    x = np.ascontiguousarray(pixels_chw, dtype=np.float32)
+    outs = []
+    ex = net.create_extractor()
+    ex.input(input_blob, ncnn.Mat(x))
+    for blob in output_blobs:
+        ret, m = ex.extract(blob)
+        if ret != 0:
+            raise EdgeposeError(f"{param}: ncnn failed to compute blob {blob!r} (code {ret})")
+        outs.append(np.array(m).copy())
+    del x
+    return outs
+
+
+def compare(reference: Callable[[np.ndarray], List[np.ndarray]], param: str, binf: str,
+            input_blob: str, output_blobs: Sequence[str], images: List[np.ndarray], phrase: str,
+            pose: bool, fp16: bool) -> CheckResult:
+    """`reference` takes raw BGR pixels [1,3,H,W] float32 and returns the source outputs."""
+    max_abs, max_mag = 0.0, 0.0
+    agree, within, total = 0, 0, 0
+    for img in images:
+        pix = img.transpose(2, 0, 1).astype(np.float32)[None]
+        ref = [np.asarray(r, np.float32) for r in reference(pix)]
+        got = ncnn_forward(param, binf, input_blob, output_blobs, pix[0], fp16=fp16)
+        for r, g in zip(ref, got):
+            if r.size != g.size:
+                raise EdgeposeError(f"{param}: ncnn output has {g.size} values, source has {r.size}")
+            g = g.reshape(r.shape)
+            max_abs = max(max_abs, float(np.abs(r - g).max()))
+            max_mag = max(max_mag, float(np.abs(r).max()))
+            if pose:
+                a, b = r.argmax(-1), g.argmax(-1)
+                agree += int((a == b).sum())
+                within += int((np.abs(a - b) <= 1).sum())
+                total += a.size
+    arg = agree / total if pose else None
+    one = within / total if pose else None
+    rel = max_abs / max(max_mag, 1e-12)
+    if fp16:
+        bound = f"fp16: SimCC argmax within one bin >= {FP16_MIN_WITHIN_ONE:.0%}" if pose \
+            else f"fp16: max abs diff <= {FP16_MAX_REL} x max |output|"
+        passed = (one >= FP16_MIN_WITHIN_ONE) if pose else rel <= FP16_MAX_REL
+    else:
+        limit = FP32_MAX_REL if pose else DETECT_FP32_MAX_REL
+        bound = f"fp32: max abs diff <= {limit} x max |output|" + \
+            (f", argmax agreement >= {FP32_MIN_ARGMAX:.0%}" if pose else "")
+        passed = rel <= limit and (not pose or arg >= FP32_MIN_ARGMAX)
+    return CheckResult(phrase, len(images), max_abs, max_mag, arg, one, passed, bound)

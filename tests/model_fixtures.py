@@ -1,0 +1,78 @@
+"""Session-scoped converted models for every test that needs one (registered in conftest.py).
+
+Each fixture converts a shared reference/detector ONNX once per test session into its
+own temporary folder and returns that folder (the metadata file is `<stem>.json` in it;
+`edge_runtime.model_meta.find_model(folder)` resolves it). The self-check is off here:
+tests/test_convert_*.py test it; these fixtures only provide models quickly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REFERENCE = "reference/official"
+POSE_ONNX = {
+    "wholebody_t": f"{REFERENCE}/rtmpose-t_wholebody_256x192.onnx",
+    "body_t": f"{REFERENCE}/rtmpose-t_body8_256x192.onnx",
+}
+DETECTOR_ONNX = {
+    "rtmdet": "models/rtmdet-nano-person/rtmdet-nano-person_raw-heads.onnx",
+    "rtmdet_mmdeploy": "models/rtmdet-nano-person-mmdeploy/end2end.onnx",
+    "yolox": "models/yolox-nano/yolox_nano_416x416.onnx",
+}
+
+
+def _converted(tmp_path_factory, shared: Path, rel: str, key: str, fp16: bool = False) -> Path:
+    from convert.api import convert
+    out = tmp_path_factory.mktemp(key)
+    convert(str(shared / rel), str(out), fp16=fp16, check=False, log=lambda _msg: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def wholebody_t_dir(tmp_path_factory, shared) -> Path:
+    """RTMPose-t / DWPose-t whole-body 133 kp, 256x192, fp32 (reference seeded weights)."""
+    return _converted(tmp_path_factory, shared, POSE_ONNX["wholebody_t"], "wholebody_t")
+
+
+@pytest.fixture(scope="session")
+def wholebody_t_fp16_dir(tmp_path_factory, shared) -> Path:
+    """Same model written with `--fp16` (fp16 weights, precision 'fp16')."""
+    return _converted(tmp_path_factory, shared, POSE_ONNX["wholebody_t"], "wholebody_t_fp16", fp16=True)
+
+
+@pytest.fixture(scope="session")
+def body_t_dir(tmp_path_factory, shared) -> Path:
+    """RTMPose-t body8 17 kp, 256x192, fp32 (reference seeded weights)."""
+    return _converted(tmp_path_factory, shared, POSE_ONNX["body_t"], "body_t")
+
+
+@pytest.fixture(scope="session")
+def rtmdet_dir(tmp_path_factory, shared) -> Path:
+    """RTMDet-nano person (raw-heads ONNX), 320x320, roles cls_8/16/32 + box_8/16/32."""
+    return _converted(tmp_path_factory, shared, DETECTOR_ONNX["rtmdet"], "rtmdet")
+
+
+@pytest.fixture(scope="session")
+def rtmdet_mmdeploy_dir(tmp_path_factory, shared) -> Path:
+    """The other RTMDet-nano person checkpoint (deploy ONNX with NMS, cut to the raw heads)."""
+    return _converted(tmp_path_factory, shared, DETECTOR_ONNX["rtmdet_mmdeploy"], "rtmdet_mmdeploy")
+
+
+@pytest.fixture(scope="session")
+def yolox_dir(tmp_path_factory, shared) -> Path:
+    """YOLOX-nano COCO-80, 416x416, role `output` [3549,85]."""
+    return _converted(tmp_path_factory, shared, DETECTOR_ONNX["yolox"], "yolox")
+
+
+@pytest.fixture(scope="session")
+def wholebody_t_pth_dir(tmp_path_factory, shared) -> Path:
+    """The whole-body t model converted from its official-layout .pth (torch path)."""
+    return _converted(tmp_path_factory, shared, f"{REFERENCE}/rtmpose-t_wholebody_256x192.pth", "wholebody_t_pth")
+
+
+@pytest.fixture(scope="session")
+def body_t_pth_dir(tmp_path_factory, shared) -> Path:
+    """The body8 t model converted from its official-layout .pth (torch path)."""
+    return _converted(tmp_path_factory, shared, f"{REFERENCE}/rtmpose-t_body8_256x192.pth", "body_t_pth")
