@@ -34,6 +34,16 @@ POSE_ONNX = {
     "body": SHARED / "reference/official/rtmpose-t_body8_256x192.onnx",
     "wholebody": SHARED / "reference/official/rtmpose-t_wholebody_256x192.onnx",
 }
+THREADS = 1   # inference threads (ncnn and onnxruntime); 1 keeps shared machines from thrashing
+
+
+def ort_session(path):
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = THREADS
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
 DET_MEAN = np.array([103.53, 116.28, 123.675])
 DET_STD = np.array([57.375, 57.12, 58.395])
 
@@ -106,12 +116,11 @@ def match(a, b):
 
 def detection_figures(det_dir, images):
     import cv2
-    import onnxruntime as ort
     from edge_runtime.detector import Detector
     from quantization.coco_eval import evaluate_boxes
-    det = Detector(det_dir, precision="fp32", score_threshold=0.05)  # the end2end graph's own threshold
+    det = Detector(det_dir, precision="fp32", score_threshold=0.05, threads=THREADS)  # the end2end graph's own threshold
     assert det.nms_iou == 0.6, det.nms_iou  # and its NMS IoU
-    sess = ort.InferenceSession(str(DET_ONNX), providers=["CPUExecutionProvider"])
+    sess = ort_session(DET_ONNX)
     ours, ref = {}, {}
     all_ious, miss_ours, miss_ref, n_ref = [], 0, 0, 0
     for image_id, path in images:
@@ -140,6 +149,7 @@ def rtmlib_boxes(images):
     import cv2
     from rtmlib import RTMDet
     det = RTMDet(str(DET_ONNX), model_input_size=(320, 320), backend="onnxruntime", device="cpu")
+    det.session = ort_session(DET_ONNX)
     return {image_id: np.asarray(det(cv2.imread(path)), np.float64).reshape(-1, 4) for image_id, path in images}
 
 
@@ -148,12 +158,12 @@ def pose_figures(pose_dir, onnx_path, images, boxes_by_image):
     pipeline swaps to RGB first: `bgr_to_rgb=True`), so rtmlib gets the RGB image here; the
     warp is per channel, so its crops are then exactly the official ones."""
     import cv2
-    import onnxruntime as ort
     from rtmlib import RTMPose
     from edge_runtime.pose import PoseEstimator
     rt = RTMPose(str(onnx_path), model_input_size=(192, 256), backend="onnxruntime", device="cpu")
-    est = PoseEstimator(pose_dir, precision="fp32")
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rt.session = ort_session(onnx_path)
+    est = PoseEstimator(pose_dir, precision="fp32", threads=THREADS)
+    sess = ort_session(onnx_path)
     mean, std = np.array([123.675, 116.28, 103.53]), np.array([58.395, 57.12, 57.375])
     px_ncnn, px_math, exact, total, ties, non_ties, sign_flips = [], [], 0, 0, 0, [], 0
     logit_diff = 0.0
@@ -227,7 +237,7 @@ def main(argv=None):
         boxes = rtmlib_boxes(images)
         report["persons"] = int(sum(len(b) for b in boxes.values()))
         from edge_runtime.detector import Detector
-        det = Detector(dirs["rtmdet"], precision="fp32")
+        det = Detector(dirs["rtmdet"], precision="fp32", threads=THREADS)
         import cv2
         ag = [match(det(cv2.imread(p))[0], boxes[i].astype(np.float32)) for i, p in images]
         ious = np.concatenate([a[0] for a in ag]) if ag else np.zeros(0)

@@ -1,0 +1,131 @@
+"""Top-down SimCC pose estimation (RTMPose / DWPose / RTMW) on a converted ncnn model.
+
+Per person: box -> centre/scale (padding 1.25, aspect fix) -> one warpAffine to the raw-pixel
+model input -> ncnn -> SimCC decode -> inverse affine. See preprocess.py and simcc.py for the
+exact rules. ncnn has no batch dimension, so persons run one per extractor; with
+`concurrency > 1` they run on a thread pool (ncnn releases the GIL while it computes).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from .constants import DEFAULT_SIMCC_SPLIT_RATIO, MIN_BOX_SIZE
+from .errors import EdgeposeError
+from .image_input import as_bgr8
+from .ncnn_model import NcnnModel
+from .preprocess import boxes_to_center_scale, crop_person, input_to_image
+from .simcc import decode_simcc
+
+
+def check_boxes(boxes, image_shape) -> np.ndarray:
+    """User boxes -> (N, 4) float32 xyxy with x1 <= x2, y1 <= y2; None -> the whole image."""
+    if boxes is None:
+        h, w = image_shape[:2]
+        return np.array([[0, 0, w, h]], dtype=np.float32)
+    arr = np.asarray(boxes, dtype=np.float32)
+    if arr.size == 0:
+        return np.zeros((0, 4), dtype=np.float32)
+    if arr.ndim == 1 and arr.shape[0] == 4:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] < 4:
+        raise EdgeposeError(f"boxes must have shape (N, 4) as x1, y1, x2, y2; got {arr.shape}")
+    arr = arr[:, :4]
+    bad = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if bad.size:
+        raise EdgeposeError(f"box {int(bad[0])} is not finite: {arr[bad[0]].tolist()}")
+    return np.concatenate([np.minimum(arr[:, :2], arr[:, 2:]), np.maximum(arr[:, :2], arr[:, 2:])], axis=1)
+
+
+class PoseEstimator:
+    """`PoseEstimator(model)(image, boxes) -> keypoints (N, K, 2) float32 image pixels, scores (N, K)`.
+
+    model: converted model folder, .json or .ncnn.param. threads: ncnn threads per inference.
+    precision: "fp32" | "fp16" | "int8" | None (see ncnn_model.py). concurrency: persons run at once.
+    Boxes narrower or shorter than 1 pixel are not run: their keypoints sit at the box centre
+    with score 0. Boxes outside the image are run as they are (the crop is the zero border).
+    """
+
+    def __init__(self, model: str, threads: Optional[int] = None, precision: Optional[str] = None,
+                 concurrency: int = 1, fp16: Optional[bool] = None):
+        self.model = NcnnModel(model, task="pose", threads=threads, precision=precision, fp16=fp16)
+        meta = self.model.meta
+        for role in ("simcc_x", "simcc_y"):
+            if role not in meta.output_blobs:
+                raise EdgeposeError(f"{self.model.json_path}: output_blobs lacks the {role!r} role "
+                                    f"(a SimCC pose model needs simcc_x and simcc_y)")
+        self.input_size: Tuple[int, int] = self.model.input_size
+        self.split_ratio = float(meta.simcc_split_ratio or DEFAULT_SIMCC_SPLIT_RATIO)
+        self.num_keypoints = meta.num_keypoints
+        self.concurrency = max(1, int(concurrency))
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    @property
+    def meta(self):
+        return self.model.meta
+
+    def __call__(self, image, boxes=None) -> Tuple[np.ndarray, np.ndarray]:
+        image = as_bgr8(image)
+        boxes = check_boxes(boxes, image.shape)
+        crops, centers, scales, runs = self.preprocess(image, boxes)
+        simcc_x, simcc_y = self.inference(crops)
+        return self.postprocess(simcc_x, simcc_y, centers, scales, runs)
+
+    # -- the three stages ----------------------------------------------------
+    def preprocess(self, image: np.ndarray, boxes: np.ndarray):
+        """-> crops (list of uint8 (H_in, W_in, 3)) for the boxes that run, centres, scales, run mask."""
+        centers, scales = boxes_to_center_scale(boxes, self.input_size)
+        sizes = boxes[:, 2:] - boxes[:, :2]
+        runs = (sizes >= MIN_BOX_SIZE).all(axis=1)
+        crops = [crop_person(image, centers[i], scales[i], self.input_size) for i in np.flatnonzero(runs)]
+        return crops, centers, scales, runs
+
+    def inference(self, crops: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+        """Crops -> simcc_x (N, K, Wx), simcc_y (N, K, Wy) float32."""
+        if not crops:
+            k = self.num_keypoints
+            wx, wy = (int(round(s * self.split_ratio)) for s in self.input_size)
+            return np.zeros((0, k, wx), np.float32), np.zeros((0, k, wy), np.float32)
+        if self.concurrency > 1 and len(crops) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="edgepose-pose")
+            outs = list(self._pool.map(self._run_one, crops))
+        else:
+            outs = [self._run_one(c) for c in crops]
+        return np.stack([o["simcc_x"] for o in outs]), np.stack([o["simcc_y"] for o in outs])
+
+    def _run_one(self, crop: np.ndarray):
+        out = self.model.run(self.model.mat_from_bgr(crop), roles=("simcc_x", "simcc_y"))
+        for role in ("simcc_x", "simcc_y"):
+            if out[role].ndim != 2:
+                raise EdgeposeError(f"{self.model.json_path}: {role} output has shape {out[role].shape}, "
+                                    f"expected (K, W)")
+        return out
+
+    def postprocess(self, simcc_x: np.ndarray, simcc_y: np.ndarray, centers: np.ndarray,
+                    scales: np.ndarray, runs: Optional[np.ndarray] = None):
+        """SimCC -> keypoints (N, K, 2) float32 in image pixels and scores (N, K) float32."""
+        n = len(centers)
+        if runs is None:
+            runs = np.ones(n, dtype=bool)
+        k = simcc_x.shape[1] if simcc_x.shape[0] else self.num_keypoints
+        keypoints = np.repeat(centers.astype(np.float32)[:, None, :], k, axis=1)
+        scores = np.zeros((n, k), dtype=np.float32)
+        if simcc_x.shape[0]:
+            pts, sc = decode_simcc(simcc_x, simcc_y, self.split_ratio)
+            keypoints[runs] = input_to_image(pts, centers[runs], scales[runs], self.input_size)
+            scores[runs] = sc
+        return keypoints, scores
+
+    def close(self):
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
