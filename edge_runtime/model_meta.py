@@ -121,7 +121,7 @@ def find_model(path: str, precision: Optional[str] = None, task: Optional[str] =
         raise EdgeposeError(f"{path}: not a model (expected a folder, .json or .ncnn.param)")
     if not os.path.isdir(path):
         raise EdgeposeError(f"{path}: model not found")
-    metas = []
+    metas, other_tasks = [], set()
     for fn in sorted(os.listdir(path)):
         if fn.endswith(".json"):
             full = os.path.join(path, fn)
@@ -133,7 +133,12 @@ def find_model(path: str, precision: Optional[str] = None, task: Optional[str] =
             if isinstance(data, dict) and data.get("format") == FORMAT:
                 if task is None or data.get("task") == task:
                     metas.append((full, data.get("precision", "fp32")))
+                else:
+                    other_tasks.add(str(data.get("task")))
     if not metas:
+        if other_tasks:
+            raise EdgeposeError(f"{path}: folder holds no converted {task} model "
+                                f"(only {', '.join(sorted(other_tasks))} models)")
         raise EdgeposeError(f"{path}: folder holds no converted model (no {FORMAT} .json file)")
     if precision is None:
         for full, prec in metas:

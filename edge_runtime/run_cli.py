@@ -94,7 +94,7 @@ def _load_checked(cls, path, flag, task, precision, threads):
         return cls(path, threads=threads, precision=precision)
     except EdgeposeError as e:
         msg = str(e)
-        if "model, expected" in msg or "holds no converted model" in msg:
+        if "model, expected" in msg or "holds no converted" in msg:
             raise EdgeposeError(f"{flag} {path}: not a {task} model ({msg})") from None
         raise EdgeposeError(f"{flag}: {msg}") from None
 
