@@ -37,7 +37,10 @@ def _load(module: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgepose", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="edgepose",
+        description="RTMPose / DWPose / RTMW whole-body pose on phones and boards through ncnn: "
+                    "convert, quantize, run, compare, benchmark.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
