@@ -1,0 +1,86 @@
+"""Turn chosen layers of a float ncnn model into int8 layers stock ncnn runs with
+`opt.use_int8_inference = True`; every other layer (params and weights) is copied as is.
+
+Per layer type (what ncnn's load_model reads after the float blobs):
+  Convolution            8=2; int8 weights (tagged), bias fp32, num_output weight scales, 1 input scale
+  ConvolutionDepthWise   8=1; int8 weights, bias, `group` weight scales, 1 input scale
+  InnerProduct           8=2; int8 weights, bias, num_output weight scales, 1 input scale
+  Gemm (constant B)      18=2; int8 B, C unchanged, one B scale (A is quantised per row at run time)
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable
+
+import numpy as np
+
+from edge_runtime.errors import EdgeposeError
+
+from .ncnn_io import RAW, Layer, NcnnModel, WeightBlob
+from .thresholds import float2int8, weight_scales
+
+
+def _raw(name: str, values) -> WeightBlob:
+    return WeightBlob.fp32(name, np.asarray(values, np.float32).ravel(), mode=RAW)
+
+
+def _is_winograd_3x3(p) -> bool:
+    kw = p.get(1, 0)
+    kh = p.get(11, kw)
+    dw = p.get(2, 1)
+    dh = p.get(12, dw)
+    sw = p.get(3, 1)
+    sh = p.get(13, sw)
+    return kw == 3 and kh == 3 and dw == 1 and dh == 1 and sw == 1 and sh == 1
+
+
+def quantize_layer(layer: Layer, input_scale: float) -> Layer:
+    """A new Layer: the int8 version of `layer` (which keeps its name, blobs and other params)."""
+    p = layer.params.copy()
+    t = layer.type
+    if t in ("Convolution", "ConvolutionDepthWise", "InnerProduct"):
+        w = layer.blob("weight").to_float()
+        if t == "ConvolutionDepthWise":
+            groups, term = p.get(7, 1), 1
+            levels = 127.0
+        else:
+            groups, term = p.get(0, 0), 2
+            levels = 31.0 if t == "Convolution" and _is_winograd_3x3(p) else 127.0
+        if groups <= 0 or w.size % groups:
+            raise EdgeposeError(f"layer {layer.name}: {w.size} weights do not split into {groups} groups")
+        scales = weight_scales(w, groups, levels)
+        q = float2int8(w.reshape(groups, -1) * scales[:, None])
+        blobs = [WeightBlob.int8("weight", q)]
+        bias = layer.blob("bias")
+        if bias is not None:
+            blobs.append(bias)
+        blobs += [_raw("weight_int8_scales", scales), _raw("bottom_int8_scales", [input_scale])]
+        p.set(8, term)
+    elif t == "Gemm":
+        b = layer.blob("B").to_float()
+        scale = weight_scales(b, 1)[0]
+        blobs = [WeightBlob.int8("B", float2int8(b * scale))]
+        c = layer.blob("C")
+        if c is not None:
+            blobs.append(c)
+        blobs.append(_raw("B_int8_scale", [scale]))
+        p.set(18, 2)
+    else:
+        raise EdgeposeError(f"layer {layer.name}: type {t} cannot be quantised to int8")
+    return Layer(t, layer.name, list(layer.bottoms), list(layer.tops), p, blobs)
+
+
+def quantize_layers(model: NcnnModel, layer_names: Iterable[str], input_scales: Dict[str, float]) -> NcnnModel:
+    """Copy of `model` with the named layers in int8 (input scale per layer name; Gemm needs none)."""
+    chosen = set(layer_names)
+    out = model.copy()
+    found = set()
+    for i, layer in enumerate(out.layers):
+        if layer.name in chosen:
+            found.add(layer.name)
+            if layer.type != "Gemm" and layer.name not in input_scales:
+                raise EdgeposeError(f"layer {layer.name}: no calibrated input scale")
+            out.layers[i] = quantize_layer(layer, input_scales.get(layer.name, 1.0))
+    missing = chosen - found
+    if missing:
+        raise EdgeposeError(f"layers not in the model: {', '.join(sorted(missing))}")
+    return out

@@ -1,0 +1,191 @@
+"""`quantize_model(...)`: a converted fp32 model -> an int8 or mixed-precision model folder.
+
+Output: `<out_dir>/<stem>-int8/` (no target) or `<out_dir>/<stem>-mixed/` (with a target),
+holding `<name>.ncnn.param`, `<name>.ncnn.bin` and `<name>.json` (ModelMeta, precision
+"int8"/"mixed", `quantization` = method, float layers with reasons, calibration checksum,
+image/input counts, the measured agreement with fp32). Built in a temporary folder beside
+the target and renamed into place, so a failed run leaves nothing that looks whole.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Callable, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+
+from edge_runtime.errors import EdgeposeError
+from edge_runtime.model_meta import ModelMeta, find_model
+
+from . import calib_data
+from .calibration import ACTIVATION_CALIBRATED, collect_stats, quantizable_layers
+from .int8_writer import quantize_layers
+from .mixed_precision import choose_float_layers, rank_layers
+from .ncnn_io import NcnnModel, read_model, write_model
+from .sensitivity import Evaluator, layer_sensitivity
+from .thresholds import METHODS, activation_scale
+
+DEFAULT_MAX_INPUTS = 200       # calibration inputs (crops / letterboxed images)
+DEFAULT_EVAL_INPUTS = 32       # inputs used to score sensitivity and mixed precision
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return lambda it, desc: it
+    from tqdm import tqdm
+
+    def wrap(it, desc):
+        return tqdm(it, desc=desc, leave=False, dynamic_ncols=True)
+    return wrap
+
+
+def _spread(items: Sequence, n: int) -> List:
+    """n items evenly spread over the sequence (all of them if n >= len)."""
+    if n >= len(items):
+        return list(items)
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in idx]
+
+
+def input_layers(model: NcnnModel, names: Sequence[str]) -> List[str]:
+    """Layers among `names` that read a network input directly (raw 0..255 pixels)."""
+    inputs = set(model.input_blobs())
+    return [layer.name for layer in model.layers
+            if layer.name in names and any(b in inputs for b in layer.bottoms)]
+
+
+def _calibration_inputs(meta: ModelMeta, images, det_model: Optional[str], wrap, log, threads=None) -> List[np.ndarray]:
+    size = (int(meta.input_width), int(meta.input_height))
+    if meta.task == "detect":
+        det = meta.detector or {}
+        family = det.get("family") or ("rtmdet" if "cls_8" in meta.output_blobs else "yolox")
+        return calib_data.detector_inputs(images, size, family, int(det.get("pad_value", 114)), wrap)
+    detector = None
+    if det_model:
+        from edge_runtime.detector import Detector
+        detector = Detector(det_model, precision="fp32", threads=threads or 1)
+    else:
+        log("warning: no --det detector given: calibrating on whole-image crops, not person crops")
+    return calib_data.pose_inputs(images, size, detector, progress=wrap)
+
+
+def _write_folder(model: NcnnModel, meta: ModelMeta, out_dir: str, name: str, overwrite: bool) -> str:
+    os.makedirs(out_dir, exist_ok=True)
+    final = os.path.join(out_dir, name)
+    if os.path.exists(final) and not overwrite:
+        raise EdgeposeError(f"{final}: already exists (pass --overwrite to replace it)")
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_dir)
+    try:
+        write_model(model, os.path.join(tmp, meta.param), os.path.join(tmp, meta.bin))
+        meta.save(os.path.join(tmp, f"{name}.json"))
+        if os.path.exists(final):
+            old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=out_dir)
+            os.rmdir(old)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return os.path.join(final, f"{name}.json")
+
+
+def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], method: str = "kl",
+                   out_dir: str = ".", target: Optional[float] = None, det_model: Optional[str] = None,
+                   max_images: Optional[int] = None, max_inputs: int = DEFAULT_MAX_INPUTS,
+                   eval_inputs: int = DEFAULT_EVAL_INPUTS, quantize_input_layer: bool = False,
+                   overwrite: bool = False, progress: bool = False,
+                   log: Callable[[str], None] = print, threads: Optional[int] = None) -> str:
+    """Quantise a converted model; returns the new metadata JSON path.
+
+    target: None -> pure int8 (`<stem>-int8`); a number -> mixed precision (`<stem>-mixed`)
+    reaching that agreement with fp32 (pose: SimCC argmax within one bin, 0..1; detectors:
+    sensitivity.detection_similarity).
+    """
+    if method not in METHODS:
+        raise EdgeposeError(f"--method {method!r}: use one of {', '.join(METHODS)}")
+    if target is not None and not 0.0 < float(target) <= 1.0:
+        raise EdgeposeError(f"--target {target}: must be in (0, 1], e.g. 0.95")
+    json_path = find_model(os.fspath(model_json))
+    meta = ModelMeta.load(json_path)
+    if meta.precision not in ("fp32", "fp16"):
+        raise EdgeposeError(f"{json_path}: is already {meta.precision}; quantize the fp32 model")
+    param, binf = meta.param_path(json_path), meta.bin_path(json_path)
+    final = os.path.join(os.fspath(out_dir), f"{meta.name}-{'int8' if target is None else 'mixed'}")
+    if os.path.exists(final) and not overwrite:
+        raise EdgeposeError(f"{final}: already exists (pass --overwrite to replace it)")
+    model = read_model(param, binf)
+    wrap = _progress(progress)
+
+    sources = [calib_images] if isinstance(calib_images, (str, os.PathLike)) else list(calib_images)
+    images = calib_data.list_images([os.fspath(s) for s in sources])
+    if max_images:
+        images = _spread(images, int(max_images))
+    checksum = calib_data.calibration_sha256(images)
+    inputs = _calibration_inputs(meta, images, det_model, wrap, log, threads)
+    inputs = _spread(inputs, max_inputs)
+    chw = [calib_data.to_chw(x) for x in inputs]
+    log(f"{meta.name}: {len(images)} calibration images -> {len(chw)} inputs")
+
+    candidates = quantizable_layers(model)
+    names = [layer.name for layer in candidates]
+    float_layers: Dict[str, str] = {}
+    if not quantize_input_layer:
+        for name in input_layers(model, names):
+            float_layers[name] = "reads the raw 0..255 pixel input (input affine); int8 would cost a bit of range for no speed"
+    names = [n for n in names if n not in float_layers]
+    calibrated = [layer for layer in candidates if layer.name in names and layer.type in ACTIVATION_CALIBRATED]
+    stats = collect_stats(param, binf, meta.input_blob, [layer.bottoms[0] for layer in calibrated], chw,
+                          wrap, threads)
+    scales = {}
+    for layer in wrap(calibrated, f"thresholds ({method})"):
+        s = stats[layer.bottoms[0]]
+        scales[layer.name] = activation_scale(method, s.hist, s.absmax, s.count)
+
+    evaluator = Evaluator(meta, param, binf, _spread(chw, eval_inputs), threads)
+    try:
+        info: Dict = {"method": method}
+        if target is None:
+            quantized = quantize_layers(model, names, scales)
+            score = evaluator.score(quantized)
+            precision, suffix = "int8", "int8"
+        else:
+            sens = layer_sensitivity(evaluator, model, names, scales, wrap)
+            log(f"{meta.name}: most sensitive layers: " + ", ".join(
+                f"{n} ({sens[n].primary:.4f})" for n in rank_layers(sens)[:5]))
+            result = choose_float_layers(evaluator, model, names, scales, sens, float(target), log)
+            rank = {n: i + 1 for i, n in enumerate(rank_layers(sens))}
+            for n in result.float_layers:
+                float_layers[n] = (f"sensitivity rank {rank[n]}/{len(names)}: alone in int8 it scores "
+                                   f"{sens[n].primary:.4f} (cosine {sens[n].cosine:.5f}) vs fp32")
+            quantized = quantize_layers(model, [n for n in names if n not in result.float_layers], scales)
+            score = result.score
+            precision, suffix = "mixed", "mixed"
+            info["target"] = float(target)
+            info["target_reached"] = result.reached
+            info["search"] = [[k, round(v, 6)] for k, v in result.history]
+            info["sensitivity"] = {n: sens[n].as_dict() for n in rank_layers(sens)}
+    finally:
+        evaluator.close()
+
+    info.update({
+        "float_layers": float_layers,
+        "int8_layers": len(names) - sum(1 for n in float_layers if n in names),
+        "calibration_sha256": checksum,
+        "calibration_images": len(images),
+        "calibration_inputs": len(chw),
+        "agreement_inputs": min(len(chw), eval_inputs),
+        "vs_fp32": score.as_dict(),
+        "source_model": meta.name,
+        "activation_scales": {n: float(v) for n, v in scales.items()},
+    })
+    name = f"{meta.name}-{suffix}"
+    new_meta = ModelMeta(**{**meta.to_dict(), "name": name, "param": f"{name}.ncnn.param",
+                            "bin": f"{name}.ncnn.bin", "precision": precision, "quantization": info})
+    out = _write_folder(quantized, new_meta, os.fspath(out_dir), name, overwrite)
+    log(f"{name}: {info['int8_layers']} layers int8, {len(float_layers)} float; vs fp32 on "
+        f"{info['agreement_inputs']} inputs: " + ", ".join(f"{k} {v:.4f}" for k, v in score.as_dict().items()))
+    return out

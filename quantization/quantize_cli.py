@@ -1,0 +1,36 @@
+"""`edgepose quantize MODEL_DIR --calib DIR [...] -o OUTDIR`: INT8 / mixed-precision calibration."""
+from __future__ import annotations
+
+METHODS = ("kl", "aciq", "percentile", "mse")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", metavar="MODEL_DIR", help="converted fp32 model (folder, .json or .ncnn.param)")
+    parser.add_argument("--calib", nargs="+", required=True, metavar="DIR",
+                        help="calibration image folder(s) or files (never the evaluation images)")
+    parser.add_argument("--method", choices=METHODS, default="kl",
+                        help="activation threshold method (default kl, as ncnn2table)")
+    parser.add_argument("--target", type=float, default=None, metavar="AGREEMENT",
+                        help="mixed precision: keep the most sensitive layers in float until this "
+                             "agreement with fp32 is met (pose: SimCC argmax within one bin, e.g. 0.95; "
+                             "detectors: score/box similarity, e.g. 0.99). Without it: pure int8")
+    parser.add_argument("--det", metavar="DETECTOR_DIR", default=None,
+                        help="person detector used to crop people for pose calibration")
+    parser.add_argument("--max-images", type=int, default=None, metavar="N",
+                        help="use at most N calibration images (spread over the sorted list)")
+    parser.add_argument("--quantize-input-layer", action="store_true",
+                        help="also quantize the layer reading raw pixels (kept float by default)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="folder for the new model folder")
+
+
+def main(args) -> int:
+    from .quantize_api import quantize_model
+
+    path = quantize_model(args.model, args.calib, method=args.method, out_dir=args.out, target=args.target,
+                          det_model=args.det, max_images=args.max_images,
+                          quantize_input_layer=args.quantize_input_layer, overwrite=args.overwrite,
+                          progress=True, threads=args.threads)
+    print(path)
+    return 0
