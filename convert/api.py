@@ -9,9 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from edge_runtime.errors import EdgeposeError
 from edge_runtime.model_meta import ModelMeta
 
 from . import fold_input, fp16_mask, onnx_source, pnnx_export, selfcheck, weight_precision
-from .ncnn_param import ParamFile
+from quantization.ncnn_io import NcnnModel, read_model
 
 FEED_ORDER = "bgr"
 OUTPUT_SUFFIXES = (".ncnn.param", ".ncnn.bin", ".json")
@@ -128,14 +129,12 @@ def _from_checkpoint(path: str, config: Optional[str], work: str):
     src.mean, src.std = [float(v) for v in spec.mean], [float(v) for v in spec.std]
     src.model_channel_order = spec.channel_order
     if spec.task == "detect":
-        src.detector.update({"strides": [int(s) for s in spec.strides], "num_classes": int(spec.num_classes),
-                             "pad_value": int(spec.pad_value), "score_threshold": float(spec.score_threshold),
-                             "nms_iou": float(spec.nms_iou)})
+        _apply_detector_spec(src, spec)
     src.notes.insert(0, ("inferred " if loaded.inferred else "") + "architecture " + loaded.note)
     return src, _torch_reference(model, src), spec.official_config or spec.name, spec.keypoint_set
 
 
-def _raw_pixel_stem(pf: ParamFile, src: onnx_source.OnnxSource) -> List[str]:
+def _raw_pixel_stem(pf: NcnnModel, src: onnx_source.OnnxSource) -> List[str]:
     """Layers that must stay fp32 because they see un-normalised 0..255 pixels (YOLOX)."""
     weight, bias = fold_input.affine_params(src.mean, src.std, src.model_channel_order, FEED_ORDER)
     if not fold_input.is_identity(weight, bias):
@@ -143,13 +142,13 @@ def _raw_pixel_stem(pf: ParamFile, src: onnx_source.OnnxSource) -> List[str]:
     return weight_precision.input_stem_layers(pf)
 
 
-def _keep_weights_fp32(pf: ParamFile, folded, src, binf: str, names: List[str], work: str, source: str) -> None:
+def _keep_weights_fp32(pf: NcnnModel, folded, src, binf: str, names: List[str], work: str, source: str) -> None:
     """Replace `names`' fp16 weights by fp32 ones from a second, fp32 pnnx run."""
     sub = os.path.join(work, "fp32-weights")
     os.makedirs(sub)
     shape = [1, 3, src.input_height, src.input_width]
     param32, bin32 = pnnx_export.run_pnnx(folded, shape, sub, False, source)
-    same = [(l.type, l.name) for l in ParamFile.read(param32).layers] == [(l.type, l.name) for l in pf.layers]
+    same = [(l.type, l.name) for l in read_model(param32).layers] == [(l.type, l.name) for l in pf.layers]
     if not same:
         raise EdgeposeError(f"{source}: pnnx gave different graphs for fp16 and fp32 weights; "
                             f"convert without --fp16")
@@ -165,6 +164,12 @@ def _apply_config_to_onnx(src: onnx_source.OnnxSource, config: str, source: str)
     spec = get_spec(config)
     if spec.task != src.task:
         raise EdgeposeError(f"{source}: is a {src.task} model, config {spec.name} is a {spec.task} model")
+    if src.task == "detect":
+        if spec.family != src.family:
+            raise EdgeposeError(f"{source}: is a {src.family} detector, config {spec.name} is {spec.family}")
+        if int(src.detector["num_classes"]) != int(spec.num_classes):
+            raise EdgeposeError(f"{source}: detector has {src.detector['num_classes']} classes, config "
+                                f"{spec.name} has {spec.num_classes}")
     w, h = (int(v) for v in spec.input_size)
     if src.task == "pose":
         if (w, h) != (src.input_width, src.input_height) or spec.num_keypoints != src.num_keypoints:
@@ -173,19 +178,61 @@ def _apply_config_to_onnx(src: onnx_source.OnnxSource, config: str, source: str)
                 f"does not fit config {spec.name} ({w}x{h}, {spec.num_keypoints} keypoints)")
     src.mean, src.std = [float(v) for v in spec.mean], [float(v) for v in spec.std]
     src.model_channel_order = spec.channel_order
+    if src.task == "detect":
+        _apply_detector_spec(src, spec)
     return spec.official_config or spec.name, spec.keypoint_set
+
+
+def _apply_detector_spec(src: onnx_source.OnnxSource, spec) -> None:
+    """The official post-processing settings of a named RTMDet config."""
+    src.detector.update({"strides": [int(s) for s in spec.strides], "num_classes": int(spec.num_classes),
+                         "pad_value": int(spec.pad_value), "score_threshold": float(spec.score_threshold),
+                         "nms_iou": float(spec.nms_iou)})
+
+
+def _config_sizes(config: Optional[str]) -> Dict[str, Tuple[int, int]]:
+    """inspect() size arguments from a named config: (w, h) for a pose ONNX with dynamic
+    height/width, or the official test size a (fully convolutional) RTMDet runs at."""
+    if not config:
+        return {}
+    from .models.configs import get_spec
+    spec = get_spec(config)
+    size = tuple(int(v) for v in spec.input_size)
+    return {"pose_size": size} if spec.task == "pose" else {"detector_size": size}
+
+
+def resolve_source(source: str, config: Optional[str]) -> Tuple[str, Optional[str], Optional[str]]:
+    """(local path, config, default output name) for a file, a zoo name or a URL.
+
+    A zoo name is fetched into the cache (verified; offline: a clear error saying where
+    to put the file) and brings its config, unless --config names another."""
+    if os.path.isfile(source):
+        return source, config, None
+    from . import zoo
+    manifest = zoo.load_manifest()
+    if source not in manifest and not re.match(r"^https?://", source):
+        if os.sep in source or os.path.splitext(source)[1].lower() in (".onnx", ".pth", ".pt"):
+            raise EdgeposeError(f"{source}: file not found")
+        near = [n for n in manifest if source.lower() in n.lower()][:5]
+        hint = f" (zoo names like it: {', '.join(near)})" if near else " (edgepose fetch --list shows the zoo)"
+        raise EdgeposeError(f"{source}: no such file and not a model zoo name{hint}")
+    path = zoo.fetch(source)
+    entry = manifest.get(source)
+    if entry is None:
+        return path, config, None
+    return path, config or entry.get("config"), source
 
 
 def convert(source: str, out_dir: str, config: Optional[str] = None, fp16: bool = False,
             name: Optional[str] = None, check: bool = True, check_images: Optional[str] = None,
             log: Callable[[str], None] = print) -> str:
-    """Convert `source` (.pth or .onnx) into `out_dir`; return the metadata JSON path."""
-    if not os.path.isfile(source):
-        raise EdgeposeError(f"{source}: file not found")
+    """Convert `source` (.pth or .onnx file, zoo name or URL) into `out_dir`; return the
+    metadata JSON path."""
+    source, config, zoo_name = resolve_source(source, config)
     ext = os.path.splitext(source)[1].lower()
     if ext not in (".onnx", ".pth", ".pt"):
         raise EdgeposeError(f"{source}: expected a .pth checkpoint or a .onnx file")
-    stem = os.path.splitext(os.path.basename(source))[0]
+    stem = zoo_name or os.path.splitext(os.path.basename(source))[0]
     if stem == "end2end":  # mmdeploy's fixed file name says nothing; use the folder's
         stem = os.path.basename(os.path.dirname(os.path.abspath(source))) or stem
     name = name or (stem + ("_fp16" if fp16 else ""))
@@ -204,7 +251,7 @@ def convert(source: str, out_dir: str, config: Optional[str] = None, fp16: bool 
 def _convert_into(source, ext, out_dir, targets, name, config, fp16, check, check_images, log) -> str:
     with tempfile.TemporaryDirectory(prefix="edgepose-convert-") as work:
         if ext == ".onnx":
-            src = onnx_source.inspect(source)
+            src = onnx_source.inspect(source, **_config_sizes(config))
             cfg_name, kp_set = _apply_config_to_onnx(src, config, source) if config else (None, None)
             reference = _ort_reference(src.reference_model, src)
         else:
@@ -214,11 +261,12 @@ def _convert_into(source, ext, out_dir, targets, name, config, fp16, check, chec
                                            src.model_channel_order, FEED_ORDER)
         param, binf = pnnx_export.run_pnnx(folded, [1, 3, src.input_height, src.input_width], work,
                                            fp16, source)
-        pf = ParamFile.read(param)
+        pf = read_model(param)
         fp32_layers = fp16_mask.apply_fp32_mask(pf)
         stem = _raw_pixel_stem(pf, src)
         fp16_mask.mask_layers(pf, stem)
-        pf.write(param)
+        with open(param, "w") as f:
+            f.write(pf.param_text())
         if fp16 and stem:
             _keep_weights_fp32(pf, folded, src, binf, stem, work, source)
         fp32_layers += stem

@@ -10,28 +10,32 @@ from __future__ import annotations
 
 from typing import List
 
-from .ncnn_param import ParamFile, ParamLayer
+from quantization.ncnn_io import Layer, NcnnModel
 
 FEATMASK_KEY = 31
 NO_FP16_ARITHMETIC = 1 << 0
 NO_FP16_STORAGE = 1 << 1
 FP32_FEATMASK = NO_FP16_ARITHMETIC | NO_FP16_STORAGE
 
-REDUCTION_L2 = "8"
+REDUCTION_L2 = 8
 
 
-def scalenorm_layers(param: ParamFile) -> List[ParamLayer]:
+def consumers(model: NcnnModel, blob: str) -> List[Layer]:
+    return [l for l in model.layers if blob in l.bottoms]
+
+
+def scalenorm_layers(model: NcnnModel) -> List[Layer]:
     """Each L2 Reduction plus the elementwise chain that turns it into x / norm."""
-    chosen: List[ParamLayer] = []
-    for layer in param.layers:
-        if layer.type != "Reduction" or layer.get(0) != REDUCTION_L2:
+    chosen: List[Layer] = []
+    for layer in model.layers:
+        if layer.type != "Reduction" or layer.params.get(0) != REDUCTION_L2:
             continue
         chosen.append(layer)
         frontier = list(layer.tops)
         while frontier:
             blob = frontier.pop()
-            for c in param.consumers(blob):
-                if c.type not in ("BinaryOp", "Clip", "UnaryOp") or c in chosen:
+            for c in consumers(model, blob):
+                if c.type not in ("BinaryOp", "Clip", "UnaryOp") or any(c is l for l in chosen):
                     continue
                 chosen.append(c)
                 # A two-input BinaryOp is the division by the norm: the chain ends there,
@@ -41,18 +45,21 @@ def scalenorm_layers(param: ParamFile) -> List[ParamLayer]:
     return chosen
 
 
-def apply_fp32_mask(param: ParamFile) -> List[str]:
+def _mask(layer: Layer) -> None:
+    layer.params.set(FEATMASK_KEY, int(layer.params.get(FEATMASK_KEY, 0)) | FP32_FEATMASK)
+
+
+def apply_fp32_mask(model: NcnnModel) -> List[str]:
     """Write the fp32 feature mask on the ScaleNorm layers; return their names."""
-    layers = scalenorm_layers(param)
+    layers = scalenorm_layers(model)
     for layer in layers:
-        old = int(layer.get(FEATMASK_KEY, 0))
-        layer.set(FEATMASK_KEY, old | FP32_FEATMASK)
+        _mask(layer)
     return [l.name for l in layers]
 
 
-def mask_layers(param: ParamFile, names: List[str]) -> None:
+def mask_layers(model: NcnnModel, names: List[str]) -> None:
     """Write the fp32 feature mask on the named layers (e.g. a stem fed raw 0..255 pixels)."""
     wanted = set(names)
-    for layer in param.layers:
+    for layer in model.layers:
         if layer.name in wanted:
-            layer.set(FEATMASK_KEY, int(layer.get(FEATMASK_KEY, 0)) | FP32_FEATMASK)
+            _mask(layer)

@@ -129,10 +129,15 @@ def _head_convs(model: onnx.ModelProto) -> List[onnx.NodeProto]:
     return heads
 
 
-def _output_shapes(model: onnx.ModelProto, input_name: str, shape: List[int]) -> List[Tuple[int, ...]]:
+def _output_shapes(model: onnx.ModelProto, input_name: str, shape: List[int], origin: str = "model"
+                   ) -> List[Tuple[int, ...]]:
     import onnxruntime as ort
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    outs = sess.run(None, {input_name: np.zeros(shape, np.float32)})
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        outs = sess.run(None, {input_name: np.zeros(shape, np.float32)})
+    except Exception as e:  # onnxruntime's own exception types vary by version
+        why = str(e).strip().splitlines()[0][:240] if str(e).strip() else type(e).__name__
+        raise EdgeposeError(f"{origin}: the graph does not run at input {list(shape)} ({why})") from None
     return [o.shape for o in outs]
 
 
@@ -195,7 +200,7 @@ def _cut_rtmdet(model: onnx.ModelProto, input_name: str, size: Tuple[int, int], 
     names = [n.output[0] for n in cls] + [distance_output(n) for n in box]
     w, h = size
     cut = _extract(model, names)
-    shapes = _output_shapes(cut, input_name, [1, 3, h, w])
+    shapes = _output_shapes(cut, input_name, [1, 3, h, w], origin)
     roles = []
     for kind, shape in zip(["cls"] * 3 + ["box"] * 3, shapes):
         stride = h // shape[2]
@@ -206,11 +211,14 @@ def _cut_rtmdet(model: onnx.ModelProto, input_name: str, size: Tuple[int, int], 
     return cut, roles, num_classes
 
 
-def inspect(path: str, detector_size: Tuple[int, int] = RTMDET_TEST_SIZE) -> OnnxSource:
+def inspect(path: str, detector_size: Tuple[int, int] = RTMDET_TEST_SIZE,
+            pose_size: Optional[Tuple[int, int]] = None) -> OnnxSource:
     """Load `path`, identify the model family and return the normalised graph.
 
     detector_size: (w, h) an RTMDet graph is converted at (fully convolutional; the
-    official test size of RTMDet-nano is 320x320)."""
+    official test size of RTMDet-nano is 320x320).
+    pose_size: (w, h) for a pose graph whose height/width are dynamic (from --config);
+    a fixed size in the file must equal it."""
     original = load_onnx(path)
     model, notes = opset_lowering.lower_to_opset17(original, path)
     inputs = _graph_inputs(model)
@@ -224,7 +232,7 @@ def inspect(path: str, detector_size: Tuple[int, int] = RTMDET_TEST_SIZE) -> Onn
     out_names = [o.name for o in model.graph.output]
 
     if "simcc_x" in out_names and "simcc_y" in out_names:
-        return _inspect_pose(model, original, path, inp.name, in_dims, notes)
+        return _inspect_pose(model, original, path, inp.name, in_dims, notes, pose_size)
     if sorted(out_names) == sorted(RTMDET_ROLES):
         # Our own torch export: already the six role tensors, nothing to cut.
         return _inspect_rtmdet_roles(model, path, inp.name, notes, detector_size)
@@ -272,7 +280,7 @@ def _inspect_rtmdet_roles(model, path, input_name, notes, size) -> OnnxSource:
     outs = {o.name: o for o in model.graph.output}
     del model.graph.output[:]
     model.graph.output.extend(outs[r] for r in RTMDET_ROLES)
-    shapes = dict(zip(RTMDET_ROLES, _output_shapes(model, input_name, [1, 3, h, w])))
+    shapes = dict(zip(RTMDET_ROLES, _output_shapes(model, input_name, [1, 3, h, w], path)))
     for role, shape in shapes.items():
         stride = int(role.split("_")[1])
         if shape[2] * stride != h or shape[3] * stride != w:
@@ -297,14 +305,22 @@ def _pose_outputs_first(model: onnx.ModelProto) -> None:
     model.graph.output.extend(ordered)
 
 
-def _inspect_pose(model, original, path, input_name, in_dims, notes) -> OnnxSource:
+def _inspect_pose(model, original, path, input_name, in_dims, notes, pose_size=None) -> OnnxSource:
     h, w = in_dims[2], in_dims[3]
     if not (isinstance(h, int) and isinstance(w, int)):
-        raise EdgeposeError(f"{path}: pose input {input_name!r} has no fixed height/width ({in_dims})")
+        if pose_size is None:
+            raise EdgeposeError(f"{path}: pose input {input_name!r} has no fixed height/width ({in_dims}); "
+                                f"pass --config NAME to say the input size (e.g. rtmpose-m_body8_256x192)")
+        w_cfg, h_cfg = (int(v) for v in pose_size)
+        for have, want, axis in ((h, h_cfg, "height"), (w, w_cfg, "width")):
+            if isinstance(have, int) and have != want:
+                raise EdgeposeError(f"{path}: pose input {input_name!r} has {axis} {have}, the config says {want}")
+        h, w = h_cfg, w_cfg
+        notes.append(f"dynamic input height/width fixed to {w}x{h} (w x h) from the config")
     for m in {id(model): model, id(original): original}.values():
         _set_input_shape(m, input_name, [1, 3, h, w])
         _pose_outputs_first(m)
-    sx, sy = _output_shapes(model, input_name, [1, 3, h, w])
+    sx, sy = _output_shapes(model, input_name, [1, 3, h, w], path)
     if sx[1] != sy[1]:
         raise EdgeposeError(f"{path}: simcc_x {sx} and simcc_y {sy} disagree on the keypoint count")
     ratio_x, ratio_y = sx[2] / w, sy[2] / h

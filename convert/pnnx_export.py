@@ -13,7 +13,7 @@ import onnx
 
 from edge_runtime.errors import EdgeposeError
 
-from .ncnn_param import ParamFile
+from quantization.ncnn_io import read_model
 
 PNNX_TIMEOUT_S = 600
 # pnnx's bundled onnxruntime reads IR <= 13 (and crashes on newer); IR 10 covers opset <= 21.
@@ -80,7 +80,7 @@ def run_pnnx(model: onnx.ModelProto, input_shape: Sequence[int], work_dir: str, 
 def check_ncnn_layers(param_path: str, origin: str) -> None:
     """Refuse a graph with layers stock ncnn cannot run (pnnx leaves unknown ops in place)."""
     import ncnn
-    pf = ParamFile.read(param_path)
+    pf = read_model(param_path)
     unknown = [(l.type, l.name) for l in pf.layers if ncnn.layer_to_index(l.type) < 0]
     if unknown:
         kinds = sorted({t for t, _ in unknown})
@@ -91,7 +91,7 @@ def check_ncnn_layers(param_path: str, origin: str) -> None:
 
 
 def output_blobs(param_path: str, count: int) -> List[str]:
-    pf = ParamFile.read(param_path)
+    pf = read_model(param_path)
     tops = {t for l in pf.layers for t in l.tops}
     names = [f"out{i}" for i in range(count)]
     missing = [n for n in names if n not in tops]

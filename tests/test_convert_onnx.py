@@ -7,7 +7,7 @@ import pytest
 
 from convert import fold_input, selfcheck
 from convert.fp16_mask import FP32_FEATMASK
-from convert.ncnn_param import ParamFile
+from quantization.ncnn_io import read_model
 from edge_runtime.model_meta import ModelMeta, find_model
 
 REF = "reference/official"
@@ -84,18 +84,18 @@ def test_pose_metadata(wholebody_t_dir, body_t_dir, shared):
 def test_fp32_mask_on_exactly_the_scalenorm_layers(body_t_dir):
     import ncnn
     path, meta = _meta(body_t_dir)
-    pf = ParamFile.read(meta.param_path(path))
-    masked = {l.name: l for l in pf.layers if l.get(31) is not None}
+    pf = read_model(meta.param_path(path))
+    masked = {l.name: l for l in pf.layers if 31 in l.params}
     assert set(masked) == set(meta.fp32_layers)
-    assert all(int(l.get(31)) == FP32_FEATMASK for l in masked.values())
+    assert all(l.params.get(31) == FP32_FEATMASK for l in masked.values())
     kinds = sorted(l.type for l in masked.values())
     # two ScaleNorms (head MLP + GAU): L2 reduction, scale multiply, clamp, x / norm
     assert kinds == sorted(["Reduction", "BinaryOp", "Clip", "BinaryOp"] * 2)
     for l in masked.values():
         if l.type == "Reduction":
-            assert l.get(0) == "8"   # L2
+            assert l.params.get(0) == 8   # L2
         if l.type == "BinaryOp" and len(l.bottoms) == 2:
-            assert l.get(0) == "3"   # the division ends the chain
+            assert l.params.get(0) == 3   # the division ends the chain
     net = ncnn.Net()
     assert net.load_param(meta.param_path(path)) == 0
     assert net.load_model(meta.bin_path(path)) == 0
@@ -205,7 +205,6 @@ def test_rtmdet_cut_heads_are_in_units_of_stride(shared):
 
 def test_raw_pixel_stem_keeps_fp32_weights_and_mask_in_fp16_yolox(tmp_path, yolox_dir, shared):
     """YOLOX sees raw 0..255 pixels: its stem keeps fp32 weights and the fp32 feature mask."""
-    import struct
 
     from convert import api, weight_precision
     src = shared / DETECTORS["yolox_dir"][0]
@@ -213,21 +212,18 @@ def test_raw_pixel_stem_keeps_fp32_weights_and_mask_in_fp16_yolox(tmp_path, yolo
     _, meta16 = _meta(tmp_path)
     assert meta16.precision == "fp16"
     path32, meta32 = _meta(yolox_dir)
-    pf = ParamFile.read(meta16.param_path(path16))
+    # reading the bin checks every byte is accounted for, layer by layer
+    pf = read_model(meta16.param_path(path16), meta16.bin_path(path16))
     stem = weight_precision.input_stem_layers(pf)
     assert len(stem) == 2 and meta16.fp32_layers == stem and meta32.fp32_layers == stem
-    assert all(int(pf.by_name(n).get(31)) == FP32_FEATMASK for n in stem)
-    data = (tmp_path / meta16.bin).read_bytes()
-    spans = weight_precision._layer_spans(pf, data, len(pf.layers) - 1, "yolox")
-    assert spans[-1][1] == len(data)                       # the walk accounts for every byte
-    tags = {pf.layers[i].name: struct.unpack_from("<I", data, a)[0]
-            for i, (a, b) in enumerate(spans) if b > a and pf.layers[i].type == "Convolution"}
-    assert all(tags[n] == weight_precision.TAG_FP32 for n in stem)
-    assert sum(t == weight_precision.TAG_FP16 for t in tags.values()) == len(tags) - len(stem)
+    assert all(pf.layer(n).params.get(31) == FP32_FEATMASK for n in stem)
+    storage = {l.name: l.blobs[0].storage for l in pf.layers if l.type == "Convolution"}
+    assert all(storage[n] == "fp32" for n in stem)
+    assert sum(s == "fp16" for s in storage.values()) == len(storage) - len(stem)
     # the stem's output is bit-identical to the fp32 model's
     images, _ = selfcheck.check_inputs("detect", 416, 416, 114, None)
     pix = images[0].transpose(2, 0, 1).astype(np.float32)
-    stem_out = pf.by_name(stem[-1]).tops[0]
+    stem_out = pf.layer(stem[-1]).tops[0]
     a = selfcheck.ncnn_forward(meta16.param_path(path16), meta16.bin_path(path16), "in0", [stem_out], pix)[0]
     b = selfcheck.ncnn_forward(meta32.param_path(path32), meta32.bin_path(path32), "in0", [stem_out], pix)[0]
     assert np.array_equal(a, b)

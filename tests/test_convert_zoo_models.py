@@ -11,7 +11,8 @@ from edge_runtime.model_meta import ModelMeta
 
 CONFIGS = ["rtmw-m_wholebody_256x192", "rtmw-l_wholebody_384x288", "rtmw-x_wholebody_256x192",
            "rtmpose-l_wholebody_384x288", "rtmpose-m_halpe26_256x192", "rtmpose-m_hand5_256x256",
-           "rtmpose-s_face6_256x256", "rtmdet-nano-person", "rtmdet-tiny"]
+           "rtmpose-s_face6_256x256", "rtmdet-nano-person", "rtmdet-tiny",
+           "rtmdet-m-person"]   # exp on the box branch (exp_on_reg)
 
 
 @pytest.mark.slow
