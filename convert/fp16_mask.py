@@ -1,10 +1,11 @@
-"""Keep the ScaleNorm layers of the GAU block in fp32 on devices with fp16 arithmetic.
+"""Keep chosen layers in fp32 on devices with fp16 arithmetic (ncnn's per-layer feature mask).
 
-ScaleNorm computes ||x||_2 over the feature axis: the sum of squares exceeds the fp16
-range (65504) for ordinary activations, and the division that follows then returns
-zeros. ncnn lets a layer opt out of fp16 through its feature mask (layer param 31,
-read by Layer::load_param; net.cpp masks the options per layer):
-bit 0 disables fp16 arithmetic, bit 1 disables fp16 storage/packed.
+ncnn lets a layer opt out of fp16 through its feature mask (layer param 31, read by
+Layer::load_param; net.cpp masks the options per layer): bit 0 disables fp16
+arithmetic, bit 1 disables fp16 storage/packed. The GAU block's ScaleNorms are
+rewritten into RMSNorm (scalenorm_rmsnorm.py), which is fp16-safe by itself; the
+mask is what stays for an L2-norm chain that rewrite does not recognise, and for
+stems fed raw 0..255 pixels (YOLOX).
 """
 from __future__ import annotations
 

@@ -29,7 +29,8 @@ def test_pth_metadata_names_config_and_checksum(body_t_pth_dir, shared):
     assert "rtmpose-t" in meta.source["config"] and "body8" in meta.source["config"]
     assert any("inferred" in n for n in meta.source["notes"])
     assert meta.keypoints["name"] == "coco17" and meta.simcc_split_ratio == 2.0
-    assert len(meta.fp32_layers) == 8
+    # The ScaleNorms became RMSNorm (fp16-safe by itself): nothing needs the fp32 mask.
+    assert meta.fp32_layers == []
 
 
 def test_cli_converts_pth_with_named_config_and_prints_self_check(tmp_path, shared, capsys):
