@@ -20,3 +20,14 @@ def shared() -> Path:
     if not (path / "README.md").is_file():
         pytest.fail(f"shared assets not found at {path}; set EDGEPOSE_SHARED")
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The test machine's 2 cores are shared; torch's own threads only contend there."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from convert.checkpoint import LoadedModel, load_checkpoint  # noqa: E402
 from convert.models.configs import get_spec  # noqa: E402
@@ -15,13 +15,7 @@ from edge_runtime.errors import EdgeposeError  # noqa: E402
 REF = "reference/official"
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # The test machine's 2 cores are shared; torch's own threads only contend there.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

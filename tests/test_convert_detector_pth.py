@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+import torch
+import onnx
+import onnxruntime as ort
 
 from convert import onnx_source  # noqa: E402
 from convert.checkpoint import load_checkpoint  # noqa: E402

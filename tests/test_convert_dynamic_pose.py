@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-onnx = pytest.importorskip("onnx")
+import onnx
 
 from convert import api, onnx_source  # noqa: E402
 from edge_runtime.errors import EdgeposeError  # noqa: E402

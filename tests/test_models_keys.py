@@ -3,20 +3,14 @@ import json
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 from convert.models.configs import get_spec, list_configs  # noqa: E402
 from convert.models.pose_model import build_pose_model  # noqa: E402
 from convert.models.rtmdet import build_rtmdet  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # The test machine's 2 cores are shared; torch's own threads only contend there.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def meta_state_shapes(spec):

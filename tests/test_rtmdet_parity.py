@@ -3,10 +3,10 @@ raw-heads ONNX (BN folded into the convs there) and must reproduce onnxruntime's
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
-cv2 = pytest.importorskip("cv2")
+import torch
+import onnx
+import onnxruntime as ort
+import cv2
 
 from onnx import numpy_helper  # noqa: E402
 
@@ -14,13 +14,7 @@ from convert.models.configs import get_spec  # noqa: E402
 from convert.models.rtmdet import build_rtmdet  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # The test machine's 2 cores are shared; torch's own threads only contend there.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SIZE = 320
 ONNX_REL = "models/rtmdet-nano-person/rtmdet-nano-person_raw-heads.onnx"
