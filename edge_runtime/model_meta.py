@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import EdgeposeError
 
@@ -103,6 +103,23 @@ class ModelMeta:
         return cls.from_dict(data, origin=json_path)
 
 
+def model_files(folder: str) -> List[Tuple[str, Dict[str, Any]]]:
+    """(path, parsed JSON) of every edgepose metadata file in a folder, sorted by name."""
+    found = []
+    for fn in sorted(os.listdir(folder)):
+        full = os.path.join(folder, fn)
+        if not (fn.endswith(".json") and os.path.isfile(full)):
+            continue
+        try:
+            with open(full) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("format") == FORMAT:
+            found.append((full, data))
+    return found
+
+
 def find_model(path: str, precision: Optional[str] = None, task: Optional[str] = None) -> str:
     """Resolve a user's model argument (a .json, a .param, or a folder) to a metadata path.
 
@@ -122,19 +139,11 @@ def find_model(path: str, precision: Optional[str] = None, task: Optional[str] =
     if not os.path.isdir(path):
         raise EdgeposeError(f"{path}: model not found")
     metas, other_tasks = [], set()
-    for fn in sorted(os.listdir(path)):
-        if fn.endswith(".json"):
-            full = os.path.join(path, fn)
-            try:
-                with open(full) as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and data.get("format") == FORMAT:
-                if task is None or data.get("task") == task:
-                    metas.append((full, data.get("precision", "fp32")))
-                else:
-                    other_tasks.add(str(data.get("task")))
+    for full, data in model_files(path):
+        if task is None or data.get("task") == task:
+            metas.append((full, data.get("precision", "fp32")))
+        else:
+            other_tasks.add(str(data.get("task")))
     if not metas:
         if other_tasks:
             raise EdgeposeError(f"{path}: folder holds no converted {task} model "

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from edge_runtime.errors import EdgeposeError
-from edge_runtime.model_meta import FORMAT, ModelMeta, find_model
+from edge_runtime.model_meta import FORMAT, ModelMeta, find_model, model_files
 
 from . import agreement
 from .coco_eval import WHOLEBODY_FIELDS, evaluate_boxes, evaluate_keypoints
@@ -51,17 +51,7 @@ class Variant:
 
 def _model_jsons(arg: str) -> List[str]:
     if os.path.isdir(arg):
-        out = []
-        for fn in sorted(os.listdir(arg)):
-            full = os.path.join(arg, fn)
-            if fn.endswith(".json") and os.path.isfile(full):
-                try:
-                    with open(full) as f:
-                        data = json.load(f)
-                except (OSError, ValueError):
-                    continue
-                if isinstance(data, dict) and data.get("format") == FORMAT:
-                    out.append(full)
+        out = [full for full, _ in model_files(arg)]
         if not out:
             raise EdgeposeError(f"{arg}: folder holds no converted model (no {FORMAT} .json file)")
         return out

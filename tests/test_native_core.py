@@ -11,7 +11,6 @@ sides, detector + pose model converted by `convert.api.convert` into a temporary
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path

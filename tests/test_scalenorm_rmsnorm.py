@@ -1,6 +1,5 @@
 """ScaleNorm -> RMSNorm rewrite: same function, fewer layers, no fp16-overflowing reduction."""
 import numpy as np
-import pytest
 
 from convert.scalenorm_rmsnorm import find_scalenorms, rewrite
 from quantization.ncnn_io import parse_param, write_model

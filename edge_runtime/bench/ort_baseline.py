@@ -20,7 +20,7 @@ from ..errors import EdgeposeError
 from ..model_meta import ModelMeta
 from ..preprocess import boxes_to_center_scale, crop_person, input_to_image, letterbox, letterbox_size
 from ..simcc import decode_simcc
-from .timing import StageClock, peak_rss_mb, stage_table
+from .timing import StageClock, measure, peak_rss_mb, stage_table
 
 BASELINE_STAGES = ["decode", "detect", "pose", "total"]
 
@@ -206,7 +206,6 @@ def run_baseline(detect, pose, encoded: bytes, warmup: int = 3, frames: Optional
                  seconds: Optional[float] = 5.0):
     clock = StageClock()
     buf = np.frombuffer(encoded, dtype=np.uint8)
-    persons = []
 
     def one_frame():
         t0 = time.perf_counter()
@@ -220,16 +219,7 @@ def run_baseline(detect, pose, encoded: bytes, warmup: int = 3, frames: Optional
         clock.end_frame()
         return len(boxes)
 
-    for _ in range(warmup):
-        one_frame()
-    clock.discard()
-    start = time.perf_counter()
-    while True:
-        persons.append(one_frame())
-        if frames is not None and len(persons) >= frames:
-            break
-        if frames is None and time.perf_counter() - start >= (seconds or 5.0):
-            break
+    persons = measure(one_frame, clock, warmup, frames, seconds)
     total = sum(f["total"] for f in clock.frames)
     return {
         "frames": len(clock.frames),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import cv2
 import numpy as np
@@ -14,7 +14,7 @@ from ..detector import Detector
 from ..draw import draw_mmpose
 from ..pose import PoseEstimator
 from ..pose_tracker import PoseTracker
-from .timing import StageClock, peak_rss_mb, stage_table
+from .timing import StageClock, measure, peak_rss_mb, stage_table
 
 STAGES = ["decode", "detect", "crop", "pose", "decode_keypoints", "track_smooth", "draw", "total"]
 # Parts of `detect` and `pose` spent inside ncnn (extractor + extract); the rest of the
@@ -97,7 +97,6 @@ def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, load_s: flo
     tracker = PoseTracker(_Solution(_TimedDetector(det, clock), _TimedPose(pose, clock)),
                           det_every=det_every, smooth=True)
     buf = np.frombuffer(encoded, dtype=np.uint8)
-    persons: List[int] = []
 
     def one_frame():
         t0 = time.perf_counter()
@@ -115,17 +114,7 @@ def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, load_s: flo
         clock.end_frame()
         return len(result)
 
-    for _ in range(warmup):
-        one_frame()
-    clock.discard()
-    start = time.perf_counter()
-    while True:
-        persons.append(one_frame())
-        n = len(persons)
-        if frames is not None and n >= frames:
-            break
-        if frames is None and time.perf_counter() - start >= (seconds or 5.0):
-            break
+    persons = measure(one_frame, clock, warmup, frames, seconds)
     stages = stage_table(clock.frames, STAGES + NCNN_STAGES)
     total = sum(f["total"] for f in clock.frames)
     ncnn_time = sum(f.get(s, 0.0) for f in clock.frames for s in NCNN_STAGES)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -40,6 +40,24 @@ class StageClock:
     def discard(self) -> None:
         self.frames.clear()
         self._current = defaultdict(float)
+
+
+def measure(one_frame, clock: "StageClock", warmup: int, frames: Optional[int],
+            seconds: Optional[float]) -> List[int]:
+    """Warm up, forget the warm-up, then run `one_frame() -> persons` for `frames` frames
+    or `seconds` seconds; returns the person count of every measured frame."""
+    for _ in range(warmup):
+        one_frame()
+    clock.discard()
+    persons: List[int] = []
+    start = time.perf_counter()
+    while True:
+        persons.append(one_frame())
+        if frames is not None and len(persons) >= frames:
+            break
+        if frames is None and time.perf_counter() - start >= (seconds or 5.0):
+            break
+    return persons
 
 
 def summarize(values_s: List[float]) -> Dict[str, float]:
