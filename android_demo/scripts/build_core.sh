@@ -13,7 +13,10 @@ CACHE="${EDGEPOSE_CACHE:-$HOME/.cache/edgepose}"
 JOBS="${EDGEPOSE_JOBS:-2}"
 
 NCNN_PREFIX="$("$HERE/build_ncnn.sh" "$ARCH" | tail -1)"
-BUILD="${EDGEPOSE_CORE_BUILD:-$CACHE/core-build/$ARCH}"
+# One build folder per checkout: CMake binds a build folder to one source folder, and a
+# clean clone elsewhere must not collide with an older checkout's cache.
+SRC_KEY="$(printf '%s' "$CORE" | sha256sum | cut -c1-12)"
+BUILD="${EDGEPOSE_CORE_BUILD:-$CACHE/core-build/$ARCH-$SRC_KEY}"
 mkdir -p "$BUILD"
 
 ARGS=(-DCMAKE_BUILD_TYPE=Release -Dncnn_DIR="$NCNN_PREFIX/lib/cmake/ncnn")
