@@ -55,8 +55,8 @@ def test_gmac_matches_an_independent_onnx_count(wholebody_t_dir, body_t_dir, rtm
 
 
 def test_ort_baseline_does_the_same_work(rtmdet_dir, wholebody_t_dir, shared):
-    image = cv2.imread(str(shared / "data/calib_pypi_wheel_assets/bus.jpg")) if \
-        (shared / "data/calib_pypi_wheel_assets/bus.jpg").exists() else \
+    image = cv2.imread(str(shared / "data/calib_pypi_wheel_assets/ultralytics/bus.jpg")) if \
+        (shared / "data/calib_pypi_wheel_assets/ultralytics/bus.jpg").exists() else \
         cv2.imread(str(shared / "data/calib_mmpose_examples/human-pose.jpeg"))
     det = Detector(str(rtmdet_dir), precision="fp32")
     det_meta = ModelMeta.load(find_model(str(rtmdet_dir)))

@@ -11,7 +11,7 @@ from ..errors import EdgeposeError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Real photos with people, from the project's shared assets, when they are beside the checkout.
-_SHARED_POOLS = ["data/calib_mmpose_examples", "data/calib_pypi_wheel_assets", "data/calib_alphapose_demo",
+_SHARED_POOLS = ["data/calib_mmpose_examples", "data/calib_pypi_wheel_assets/ultralytics", "data/calib_alphapose_demo",
                  "data/calib_openpose_media"]
 
 
