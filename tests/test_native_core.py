@@ -69,8 +69,9 @@ def ppm_images(tmp_path_factory, shared) -> dict:
 
 
 @pytest.fixture(scope="session")
-def reference(rtmdet_dir, wholebody_t_dir, ppm_images) -> dict:
-    """edge_runtime's result per image: the same steps as the core's still-image mode."""
+def reference_runs(rtmdet_dir, wholebody_t_dir, ppm_images) -> dict:
+    """edgepose_runtime's result per image (the same steps as the core's still-image mode), with
+    the SimCC logits of every kept person, to tell a real difference from an exact tie."""
     import cv2
     from edge_runtime.detector import Detector
     from edge_runtime.pose import PoseEstimator
@@ -82,10 +83,39 @@ def reference(rtmdet_dir, wholebody_t_dir, ppm_images) -> dict:
     for name, path in ppm_images.items():
         img = cv2.imread(str(path))
         boxes, box_scores = det(img)
-        kps, scores = pose(img, boxes)
+        crops, centers, scales, runs = pose.preprocess(img, boxes)
+        assert runs.all()
+        simcc_x, simcc_y = pose.inference(crops)
+        kps, scores = pose.postprocess(simcc_x, simcc_y, centers, scales, runs)
         keep = np.sort(pose_nms(kps, scores, boxes, sigmas=sigmas, pose_scores=scores.mean(axis=1)))
-        out[name] = (boxes[keep], kps[keep], scores[keep])
+        out[name] = {"poses": (boxes[keep], kps[keep], scores[keep]),
+                     "simcc": (simcc_x[keep], simcc_y[keep], centers[keep], scales[keep],
+                               pose.input_size, pose.split_ratio)}
     return out
+
+
+@pytest.fixture(scope="session")
+def reference(reference_runs) -> dict:
+    return {name: r["poses"] for name, r in reference_runs.items()}
+
+
+def _tied(simcc, person: int, kp: int, point) -> bool:
+    """True when the logits at the bins of `point` equal the maximum up to float rounding.
+
+    The C++ core links ncnn built from source for plain SSE2, the Python wheel dispatches AVX-512
+    kernels: summation order differs by ~1e-6 relative, and with the random reference weights
+    some SimCC rows have two equal peaks, so either may win. Such a keypoint is not a difference
+    in our pre/post-processing; anything else is."""
+    from edge_runtime.preprocess import warp_matrix
+    sx, sy, centers, scales, input_size, split = simcc
+    m = warp_matrix(centers[person], scales[person], input_size)
+    x_in, y_in = m @ np.array([point[0], point[1], 1.0])
+    bx, by = int(round(x_in * split)), int(round(y_in * split))
+    rx, ry = sx[person, kp], sy[person, kp]
+    if not (0 <= bx < rx.size and 0 <= by < ry.size):
+        return False
+    tol = lambda row: 1e-4 * max(1.0, float(np.abs(row).max()))  # noqa: E731
+    return rx[bx] >= rx.max() - tol(rx) and ry[by] >= ry.max() - tol(ry)
 
 
 def _parse(line: str):
@@ -99,8 +129,9 @@ def _parse(line: str):
     return boxes, kps, scores
 
 
-def _assert_same_poses(got, want, label: str) -> float:
-    """Same persons in the same order, keypoints within MAX_PX; returns the max difference."""
+def _assert_same_poses(got, want, label: str, simcc=None) -> float:
+    """Same persons in the same order, keypoints within MAX_PX (or, with `simcc`, at an exact tie
+    of the reference logits for at most 1% of keypoints); returns the max non-tie difference."""
     gb, gk, gs = got
     wb, wk, ws = want
     assert len(gb) == len(wb), f"{label}: {len(gb)} persons, expected {len(wb)}"
@@ -109,7 +140,14 @@ def _assert_same_poses(got, want, label: str) -> float:
     assert np.isfinite(gk).all() and np.isfinite(gs).all(), f"{label}: non-finite keypoints"
     assert np.abs(gb - wb).max() <= MAX_PX, f"{label}: boxes differ by {np.abs(gb - wb).max():.3f} px"
     assert gk.shape == wk.shape, f"{label}: keypoints {gk.shape}, expected {wk.shape}"
-    diff = float(np.abs(gk - wk).max())
+    per_kp = np.abs(gk - wk).max(axis=-1)
+    off = np.argwhere(per_kp > MAX_PX)
+    if simcc is not None and len(off):
+        ties = [tuple(ij) for ij in off if _tied(simcc, ij[0], ij[1], gk[ij[0], ij[1]])]
+        assert len(ties) <= 0.01 * per_kp.size, f"{label}: {len(ties)} tie flips"
+        for i, j in ties:
+            per_kp[i, j] = 0.0
+    diff = float(per_kp.max())
     assert diff <= MAX_PX, f"{label}: keypoints differ by up to {diff:.3f} px (limit {MAX_PX})"
     return diff
 
@@ -123,7 +161,7 @@ def _cli(build: Path, args, qemu_cpu=None, timeout=900):
 
 # -- host CLI -------------------------------------------------------------------
 
-def test_cli_matches_edge_runtime(host_build, rtmdet_dir, wholebody_t_dir, ppm_images, reference):
+def test_cli_matches_edge_runtime(host_build, rtmdet_dir, wholebody_t_dir, ppm_images, reference, reference_runs):
     names = list(ppm_images)
     res = _cli(host_build, ["--det", rtmdet_dir, "--pose", wholebody_t_dir, "--precision", "fp32",
                             "--threads", "1"] + [ppm_images[n] for n in names])
@@ -133,7 +171,8 @@ def test_cli_matches_edge_runtime(host_build, rtmdet_dir, wholebody_t_dir, ppm_i
     worst, persons = 0.0, 0
     for name, line in zip(names, lines):
         got = _parse(line)
-        worst = max(worst, _assert_same_poses(got, reference[name], f"CLI {name}"))
+        worst = max(worst, _assert_same_poses(got, reference[name], f"CLI {name}",
+                                              reference_runs[name]["simcc"]))
         persons += len(got[0])
     assert persons >= 5, "the images should hold several persons"
     print(f"CLI vs edge_runtime: {persons} persons, max keypoint difference {worst:.4f} px")
@@ -311,7 +350,8 @@ def _java(host_build, classes, args, timeout=900):
     return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
 
 
-def test_jni_matches_edge_runtime(host_build, java_classes, rtmdet_dir, wholebody_t_dir, ppm_images, reference):
+def test_jni_matches_edge_runtime(host_build, java_classes, rtmdet_dir, wholebody_t_dir, ppm_images, reference,
+                                  reference_runs):
     names = list(ppm_images)
     res = _java(host_build, java_classes, ["run", rtmdet_dir, wholebody_t_dir, "fp32"] + [ppm_images[n] for n in names])
     assert res.returncode == 0, res.stderr
@@ -319,7 +359,8 @@ def test_jni_matches_edge_runtime(host_build, java_classes, rtmdet_dir, wholebod
     assert len(lines) == len(names)
     worst = 0.0
     for name, line in zip(names, lines):
-        worst = max(worst, _assert_same_poses(_parse(line), reference[name], f"JNI {name}"))
+        worst = max(worst, _assert_same_poses(_parse(line), reference[name], f"JNI {name}",
+                                              reference_runs[name]["simcc"]))
     print(f"JNI vs edge_runtime: max keypoint difference {worst:.4f} px")
 
 
@@ -358,7 +399,8 @@ def test_jni_errors_are_exceptions(host_build, java_classes, rtmdet_dir, wholebo
 
 # -- aarch64 under qemu -------------------------------------------------------------
 
-def test_aarch64_fp32_matches_host(arm_build, host_build, rtmdet_dir, wholebody_t_dir, ppm_images, reference):
+def test_aarch64_fp32_matches_host(arm_build, host_build, rtmdet_dir, wholebody_t_dir, ppm_images, reference,
+                                   reference_runs):
     paths = [ppm_images[n] for n in ARM_IMAGES]
     args = ["--det", rtmdet_dir, "--pose", wholebody_t_dir, "--precision", "fp32", "--threads", "1"] + paths
     arm = _cli(arm_build, args, qemu_cpu="cortex-a53", timeout=1800)
@@ -368,7 +410,7 @@ def test_aarch64_fp32_matches_host(arm_build, host_build, rtmdet_dir, wholebody_
     for name, a, h in zip(ARM_IMAGES, arm.stdout.strip().splitlines(), host.stdout.strip().splitlines()):
         got = _parse(a)
         _assert_same_poses(got, _parse(h), f"aarch64 vs host {name}")
-        _assert_same_poses(got, reference[name], f"aarch64 vs edge_runtime {name}")
+        _assert_same_poses(got, reference[name], f"aarch64 vs edge_runtime {name}", reference_runs[name]["simcc"])
 
 
 def test_aarch64_fp16_detector_finite(arm_build, rtmdet_dir, ppm_images):
