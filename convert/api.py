@@ -19,8 +19,8 @@ import numpy as np
 from edge_runtime.errors import EdgeposeError
 from edge_runtime.model_meta import ModelMeta
 
-from . import fold_input, fp16_mask, onnx_source, pnnx_export, scalenorm_rmsnorm, selfcheck, weight_precision
-from quantization.ncnn_io import NcnnModel, read_model, write_model
+from . import fold_input, fp16_mask, onnx_source, pnnx_export, selfcheck, weight_precision
+from quantization.ncnn_io import NcnnModel, read_model
 
 FEED_ORDER = "bgr"
 OUTPUT_SUFFIXES = (".ncnn.param", ".ncnn.bin", ".json")
@@ -270,12 +270,6 @@ def _convert_into(source, ext, out_dir, targets, name, config, fp16, check, chec
         if fp16 and stem:
             _keep_weights_fp32(pf, folded, src, binf, stem, work, source)
         fp32_layers += stem
-        # Last, as it changes the layer list the weight pairing above relies on.
-        full = read_model(param, binf)
-        if scalenorm_rmsnorm.rewrite(full):
-            write_model(full, param, binf)
-            kept = {layer.name for layer in full.layers}
-            fp32_layers = [n for n in fp32_layers if n in kept]
         blobs = pnnx_export.output_blobs(param, len(src.output_roles))
 
         meta = ModelMeta(

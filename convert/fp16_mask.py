@@ -1,11 +1,14 @@
-"""Keep chosen layers in fp32 on devices with fp16 arithmetic (ncnn's per-layer feature mask).
+"""Keep the ScaleNorm layers of the GAU block out of fp16 arithmetic on ARMv8.2 devices.
 
-ncnn lets a layer opt out of fp16 through its feature mask (layer param 31, read by
-Layer::load_param; net.cpp masks the options per layer): bit 0 disables fp16
-arithmetic, bit 1 disables fp16 storage/packed. The GAU block's ScaleNorms are
-rewritten into RMSNorm (scalenorm_rmsnorm.py), which is fp16-safe by itself; the
-mask is what stays for an L2-norm chain that rewrite does not recognise, and for
-stems fed raw 0..255 pixels (YOLOX).
+ScaleNorm computes ||x||_2 over the feature axis: in fp16 arithmetic the sum of squares
+exceeds the fp16 range (65504) for ordinary activations and the division that follows
+returns zeros (the known "RTMPose ncnn FP16 gives NaN on Android"). ncnn lets a layer opt
+out through its feature mask (layer param 31, read by Layer::load_param; net.cpp masks the
+options per layer): bit 0 disables fp16 arithmetic, bit 1 fp16 storage/packed.
+Only bit 0 is set: the layers still take and give fp16-stored blobs but compute in fp32,
+which is all the overflow needs. Setting bit 1 as well makes ncnn 1.0.20261020 abort on
+ARMv8.2 with fp16 arithmetic on ("pool allocator get wild", heap corruption; seen under
+qemu -cpu cortex-a76 in both the Python wheel and our static build).
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from quantization.ncnn_io import Layer, NcnnModel
 FEATMASK_KEY = 31
 NO_FP16_ARITHMETIC = 1 << 0
 NO_FP16_STORAGE = 1 << 1
-FP32_FEATMASK = NO_FP16_ARITHMETIC | NO_FP16_STORAGE
+FP32_FEATMASK = NO_FP16_ARITHMETIC
 
 REDUCTION_L2 = 8
 

@@ -29,8 +29,7 @@ def test_pth_metadata_names_config_and_checksum(body_t_pth_dir, shared):
     assert "rtmpose-t" in meta.source["config"] and "body8" in meta.source["config"]
     assert any("inferred" in n for n in meta.source["notes"])
     assert meta.keypoints["name"] == "coco17" and meta.simcc_split_ratio == 2.0
-    # The ScaleNorms became RMSNorm (fp16-safe by itself): nothing needs the fp32 mask.
-    assert meta.fp32_layers == []
+    assert len(meta.fp32_layers) == 8   # two ScaleNorms x (L2 reduction, scale, clamp, x / norm)
 
 
 def test_cli_converts_pth_with_named_config_and_prints_self_check(tmp_path, shared, capsys):

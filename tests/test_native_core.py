@@ -426,9 +426,9 @@ def test_aarch64_fp16_detector_finite(arm_build, rtmdet_dir, ppm_images):
 
 
 def test_aarch64_fp16_pose_finite_and_close(arm_build, rtmdet_dir, wholebody_t_dir, ppm_images, reference):
-    # fp16 arithmetic on an ARMv8.2 core. The GAU's ScaleNorms are RMSNorm layers after conversion
-    # (fp32 accumulation inside ncnn): the old Reduction(L2) overflowed fp16 and scores fell to ~0,
-    # and keeping it fp32 through the per-layer mask crashed ncnn.
+    # fp16 arithmetic on an ARMv8.2 core. The GAU's ScaleNorms run with fp16 arithmetic off (feature
+    # mask 31=1): without it the L2 reduction overflows fp16 and scores fall to ~0; masking fp16
+    # storage as well (31=3) made ncnn corrupt its heap.
     name = ARM_IMAGES[0]
     res = _cli(arm_build, ["--det", rtmdet_dir, "--pose", wholebody_t_dir, "--precision", "fp16", "--threads", "1",
                            ppm_images[name]], qemu_cpu="max", timeout=1800)
