@@ -3,7 +3,8 @@
     python benchmarks/int8_detector.py --fp32 MODEL_DIR [--int8 INT8_DIR | --calib DIR...]
         [--data ../shared/data/coco_kp17_val2017_merged] [--threads 1] [--repeat 3]
 
-Without --int8 the fp32 model is first quantised (KL, whole calibration images) into a
+Without --int8 the fp32 model is first quantised (KL + output-error scales + bias
+correction, whole calibration images; --float-depthwise keeps depthwise convs float) into a
 temporary folder. AP uses quantization.coco_eval.evaluate_boxes with the same low score
 threshold for both precisions (AP needs the low-score tail). Speed: model forward only on
 the letterboxed val images, fp32 and int8 interleaved per repeat so both see the same
@@ -31,10 +32,11 @@ def main(argv=None) -> int:
     ap.add_argument("--int8")
     ap.add_argument("--calib", nargs="+", default=sorted(glob.glob(os.path.join(SHARED, "data", "calib_*"))))
     ap.add_argument("--method", default="kl")
+    ap.add_argument("--float-depthwise", action="store_true")
     ap.add_argument("--data", default=os.path.join(SHARED, "data", "coco_kp17_val2017_merged"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--score-threshold", type=float, default=0.01)
+    ap.add_argument("--score-threshold", type=float, default=0.05)
     args = ap.parse_args(argv)
 
     import cv2
@@ -46,7 +48,8 @@ def main(argv=None) -> int:
     if not int8:
         from quantization.quantize_api import quantize_model
         tmp = tempfile.TemporaryDirectory(prefix="edgepose-int8det-")
-        int8 = quantize_model(args.fp32, args.calib, method=args.method, out_dir=tmp.name, progress=True)
+        int8 = quantize_model(args.fp32, args.calib, method=args.method, out_dir=tmp.name, progress=True,
+                              float_depthwise=args.float_depthwise)
 
     from edge_runtime.model_meta import find_model
     int8 = find_model(int8)             # a folder holding an "int8" or a "mixed" model

@@ -13,13 +13,28 @@ def add_arguments(parser) -> None:
     parser.add_argument("--target", type=float, default=None, metavar="AGREEMENT",
                         help="mixed precision: keep the most sensitive layers in float until this "
                              "agreement with fp32 is met (pose: SimCC argmax within one bin, e.g. 0.95; "
-                             "detectors: score/box similarity, e.g. 0.99). Without it: pure int8")
+                             "RTMDet: box AP against fp32's confident detections, e.g. 0.9). Without it: pure int8")
     parser.add_argument("--det", metavar="DETECTOR_DIR", default=None,
                         help="person detector used to crop people for pose calibration")
     parser.add_argument("--max-images", type=int, default=None, metavar="N",
                         help="use at most N calibration images (spread over the sorted list)")
     parser.add_argument("--quantize-input-layer", action="store_true",
                         help="also quantize the layer reading raw pixels (kept float by default)")
+    parser.add_argument("--output-error", dest="output_error", action="store_true", default=None,
+                        help="refine each layer's scale by the error of its output, the --method threshold "
+                             "being one candidate (default: on for detectors, off for pose models)")
+    parser.add_argument("--no-output-error", dest="output_error", action="store_false",
+                        help="keep the --method threshold as is")
+    parser.add_argument("--bias-correction", dest="bias_correction", action="store_true", default=None,
+                        help="cancel each int8 layer's mean output shift through its bias "
+                             "(default: on for detectors, off for pose models)")
+    parser.add_argument("--no-bias-correction", dest="bias_correction", action="store_false")
+    parser.add_argument("--rank-by", choices=("solo", "float-gain"), default="solo",
+                        help="mixed precision ranking: damage of each layer alone in int8 (default) or "
+                             "gain of keeping each layer alone float in the int8 model")
+    parser.add_argument("--float-depthwise", action="store_true",
+                        help="keep every depthwise convolution float (RTMDet-nano: within 1 AP of fp32 "
+                             "with the other layers int8)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="folder for the new model folder")
@@ -31,6 +46,8 @@ def main(args) -> int:
     path = quantize_model(args.model, args.calib, method=args.method, out_dir=args.out, target=args.target,
                           det_model=args.det, max_images=args.max_images,
                           quantize_input_layer=args.quantize_input_layer, overwrite=args.overwrite,
+                          output_error=args.output_error, bias_correction=args.bias_correction,
+                          rank_by=args.rank_by, float_depthwise=args.float_depthwise,
                           progress=True, threads=args.threads)
     print(path)
     return 0

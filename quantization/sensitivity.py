@@ -6,6 +6,8 @@ keypoint), mean keypoint deviation in model-input pixels, mean cosine of the log
 Detectors (RTMDet roles): cosine of the sigmoid person scores and score-weighted cosine of
 the box distances (detection_similarity), plus the raw output cosine and the agreement of
 "score above 0.3" over all anchors. Other detectors: mean raw output cosine.
+RTMDet: the primary value is pseudo_label_ap (box AP against fp32's confident detections),
+which follows real box AP far better than output cosines (a few anchors decide AP).
 The `primary` value is what mixed precision steers on.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from edge_runtime.model_meta import ModelMeta
 
 from .agreement import argmax_agreement, simcc_bins
 from .calibration import make_net, run_net
-from .int8_writer import quantize_layers
+from .output_calibration import quantized_model
 from .ncnn_io import NcnnModel, write_model
 
 
@@ -31,6 +33,8 @@ class Score:
     cosine: float
     agreement: Optional[float] = None
     mean_deviation_px: Optional[float] = None
+    detection_similarity: Optional[float] = None
+    pseudo_ap: Optional[float] = None
 
     def as_dict(self) -> Dict[str, float]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -62,7 +66,52 @@ def compare_outputs(meta: ModelMeta, ref: Sequence[Dict[str, np.ndarray]],
         return Score(primary=cos, cosine=cos)
     thr = np.log(0.3 / 0.7)
     same = np.concatenate([((r[b] > thr) == (g[b] > thr)).ravel() for r, g in zip(ref, got) for b in cls])
-    return Score(primary=detection_similarity(roles, ref, got), cosine=cos, agreement=float(same.mean()))
+    sim = detection_similarity(roles, ref, got)
+    pap = pseudo_label_ap(meta, ref, got)
+    return Score(primary=sim if pap is None else pap, cosine=cos, agreement=float(same.mean()),
+                 detection_similarity=sim, pseudo_ap=pap)
+
+
+PSEUDO_GT_SCORE = 0.3       # fp32 detections at or above this person score are the "ground truth"
+CANDIDATE_SCORE = 0.05      # candidate detections down to the official test threshold
+
+
+def _rtmdet_detections(meta: ModelMeta, outputs: Dict[str, np.ndarray], score_threshold: float):
+    from edge_runtime.detector import decode_rtmdet, nms
+
+    det = meta.detector or {}
+    strides = [int(s) for s in det.get("strides") or (8, 16, 32)]
+    by_role = {role: outputs[blob] for role, blob in meta.output_blobs.items()}
+    size = (int(meta.input_width), int(meta.input_height))
+    boxes, scores = decode_rtmdet(by_role, strides, int(det.get("person_class", 0)), score_threshold, size)
+    keep = nms(boxes, scores, float(det.get("nms_iou", 0.6)), int(det.get("max_per_img", 100)))
+    return boxes[keep], scores[keep]
+
+
+def pseudo_label_ap(meta: ModelMeta, ref: Sequence[Dict[str, np.ndarray]],
+                    got: Sequence[Dict[str, np.ndarray]]) -> Optional[float]:
+    """Person box AP (COCO 0.5:0.95) of the candidate's detections against the fp32 model's
+    confident detections taken as ground truth, over the scoring inputs: what box AP on a
+    labelled set measures, without labels (RTMDet roles only; None otherwise or when fp32
+    finds nobody). 1.0 when the candidate reproduces fp32's boxes."""
+    roles = meta.output_blobs
+    if not all(f"{k}_{s}" in roles for k in ("cls", "box") for s in (8, 16, 32)):
+        return None
+    from .coco_eval import evaluate_boxes
+
+    images, annotations, dets = [], [], {}
+    for i, (r, g) in enumerate(zip(ref, got)):
+        images.append({"id": i, "width": int(meta.input_width), "height": int(meta.input_height)})
+        boxes, scores = _rtmdet_detections(meta, r, PSEUDO_GT_SCORE)
+        for b in boxes:
+            w, h = float(b[2] - b[0]), float(b[3] - b[1])
+            annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": 1, "iscrowd": 0,
+                                "bbox": [float(b[0]), float(b[1]), w, h], "area": w * h})
+        dets[i] = _rtmdet_detections(meta, g, CANDIDATE_SCORE)
+    if not annotations:
+        return None
+    gt = {"images": images, "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    return float(evaluate_boxes(gt, dets)["AP"])
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -116,8 +165,21 @@ class Evaluator:
 
 
 def layer_sensitivity(evaluator: Evaluator, model: NcnnModel, layers: Sequence[str],
-                      scales: Dict[str, float], progress: Optional[Callable] = None) -> Dict[str, Score]:
+                      scales: Dict[str, float], progress: Optional[Callable] = None,
+                      bias_shifts: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, Score]:
     """Score of the model with each layer alone in int8 (all others float)."""
     wrap = progress or (lambda it, desc: it)
-    return {name: evaluator.score(quantize_layers(model, [name], scales))
+    return {name: evaluator.score(quantized_model(model, [name], scales, bias_shifts))
             for name in wrap(list(layers), "sensitivity (one layer in int8 at a time)")}
+
+
+def float_gain(evaluator: Evaluator, model: NcnnModel, layers: Sequence[str], scales: Dict[str, float],
+               progress: Optional[Callable] = None,
+               bias_shifts: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, Score]:
+    """Score of the all-int8 model with each layer alone kept float: where int8 errors pile
+    up through the network, what counts is how much keeping a layer float recovers, which
+    its solo damage (layer_sensitivity) can misjudge."""
+    wrap = progress or (lambda it, desc: it)
+    layers = list(layers)
+    return {name: evaluator.score(quantized_model(model, [n for n in layers if n != name], scales, bias_shifts))
+            for name in wrap(layers, "sensitivity (one layer in float at a time)")}
