@@ -52,7 +52,10 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         if pose_path is None:
             log(f"skip {precision}: no {precision} pose model among {list(pose_paths)}")
             continue
-        det_path = resolve(det_paths, precision, "detect") or det32
+        # An int8 row may pair the int8 pose model with a mixed-precision detector (the
+        # recommended INT8 detector keeps its depthwise convolutions float).
+        det_path = (resolve(det_paths, precision, "detect")
+                    or (resolve(det_paths, "mixed", "detect") if precision == "int8" else None) or det32)
         for key in (det_path, pose_path):
             if key not in gmacs:
                 gmacs[key] = gmac(key)
