@@ -16,13 +16,16 @@ from onnx import helper, numpy_helper
 BIG_END = 2 ** 30
 
 
-def _const(model: onnx.ModelProto, name: str) -> Optional[np.ndarray]:
+def constant_value(model: onnx.ModelProto, name: str) -> Optional[np.ndarray]:
+    """The value of an initializer or Constant node output, None for a computed tensor."""
     for init in model.graph.initializer:
         if init.name == name:
             return numpy_helper.to_array(init)
     for node in model.graph.node:
         if node.op_type == "Constant" and node.output[0] == name:
-            return numpy_helper.to_array(node.attribute[0].t)
+            for a in node.attribute:
+                if a.name == "value":
+                    return numpy_helper.to_array(a.t)
     return None
 
 
@@ -30,7 +33,7 @@ def _slice_spec(model, node) -> Optional[Dict[int, int]]:
     """{axis: start} of a step-2, open-ended Slice (opset >= 10 form), else None."""
     if node.op_type != "Slice" or len(node.input) < 5:
         return None
-    starts, ends, axes, steps = (_const(model, n) for n in node.input[1:5])
+    starts, ends, axes, steps = (constant_value(model, n) for n in node.input[1:5])
     if any(v is None for v in (starts, ends, axes, steps)):
         return None
     if not (np.all(steps == 2) and np.all(ends >= BIG_END) and np.all(np.isin(starts, (0, 1)))):

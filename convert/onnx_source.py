@@ -12,7 +12,6 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from edge_runtime.errors import EdgeposeError
 
@@ -69,16 +68,7 @@ def _dims(value_info) -> List:
             for d in value_info.type.tensor_type.shape.dim]
 
 
-def _constant_value(model: onnx.ModelProto, name: str) -> Optional[np.ndarray]:
-    for init in model.graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.output[0] == name:
-            for a in node.attribute:
-                if a.name == "value":
-                    return numpy_helper.to_array(a.t)
-    return None
+_constant_value = onnx_rewrites.constant_value
 
 
 def _set_input_shape(model: onnx.ModelProto, name: str, shape: List[int]) -> None:
