@@ -5,8 +5,10 @@
 RTMDet-nano person (shared, real weights) + the reference whole-body RTMPose-t, converted
 here to ncnn fp32 and quantized to int8 with our own quantizer; edgepose fp32 / fp16 / int8
 at 1 and 2 threads vs ONNX Runtime on the same ONNX files, on a 1-person and a crowd image,
-end-to-end FPS and the ratio, all in one process. The whole bench is repeated `--runs`
-times and min / median / max FPS reported per row (how stable the machine is).
+end-to-end FPS and the ratio, all in one process. Within a run every row (ONNX Runtime
+too) is measured in `--rounds` interleaved slices and its FPS is the median slice; the
+whole bench is repeated `--runs` times and min / median / max of the runs' FPS reported
+per row (how well repeated runs agree).
 Needs the host extra (`pip install -e .[convert]`) and the shared assets (EDGEPOSE_SHARED).
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ def shared_dir() -> Path:
     return Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared")).resolve()
 
 
-def prepare_models(work: Path, shared: Path, log=print):
+def prepare_models(work: Path, shared: Path, quantize: bool = True, log=print):
     from convert.api import convert
     from quantization.quantize_api import quantize_model
 
@@ -45,6 +47,8 @@ def prepare_models(work: Path, shared: Path, log=print):
     # of fp32); a collapsed pure-INT8 detector would find other people and time other work.
     # The pose model is pure INT8; its speed does not depend on the clip values, so the slow
     # per-layer output-error refinement is skipped there.
+    if not quantize:
+        return [str(det_dir)], [str(pose_dir)], str(det_onnx), str(pose_onnx)
     if not det_q.exists():
         quantize_model(str(det_dir), calib, method="kl", out_dir=str(q_dir), float_depthwise=True, log=log)
     if not pose_q.exists():
@@ -56,7 +60,10 @@ def prepare_models(work: Path, shared: Path, log=print):
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=5.0, help="measured seconds per row and run")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved slices per row and run")
+    ap.add_argument("--extra-rounds", type=int, default=None,
+                    help="more slices for rows the device slowed (default: --rounds)")
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     ap.add_argument("--precision", nargs="+", default=["fp32", "fp16", "int8"])
     ap.add_argument("--work", default=None, help="where converted models are kept (default: a temp folder)")
@@ -68,7 +75,7 @@ def main(argv=None) -> int:
 
     shared = shared_dir()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="edgepose-bench-"))
-    dets, poses, det_onnx, pose_onnx = prepare_models(work, shared)
+    dets, poses, det_onnx, pose_onnx = prepare_models(work, shared, quantize="int8" in args.precision)
     # One person and a crowd, from the shared real photos.
     images = [str(shared / "data/calib_mmpose_examples/human-pose.jpeg"),
               *sorted(str(p) for p in (shared / "data/calib_openpose_media").glob("*.jpg"))]
@@ -76,28 +83,40 @@ def main(argv=None) -> int:
     for run in range(args.runs):
         print(f"\n=== run {run + 1}/{args.runs}")
         reports.append(bench(dets, poses, images, precisions=args.precision, threads=args.threads,
-                             targets=(1, 6), seconds=args.seconds, det_onnx=det_onnx, pose_onnx=pose_onnx))
+                             targets=(1, 6), seconds=args.seconds, det_onnx=det_onnx, pose_onnx=pose_onnx,
+                             rounds=args.rounds, extra_rounds=args.extra_rounds))
         write(reports[-1], os.path.join(args.output, f"run{run + 1}"))
 
     keys = [(r["precision"], r["threads"], r["scenario"]) for r in reports[0]["rows"]]
-    lines = ["| precision | threads | image | persons | FPS min / median / max | ORT FPS median | "
-             "x ORT (median) | outside ncnn % (median) |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| precision | threads | image | persons | FPS min / median / max | best-slice FPS min / median / max | "
+             "ORT FPS min / median / max | ORT best-slice min / median / max | x ORT | x ORT (best slice) | "
+             "runs agree within (FPS / best slice) | outside ncnn % |", "|---" * 12 + "|"]
     summary = []
     for key in keys:
         rows = [next(r for r in rep["rows"] if (r["precision"], r["threads"], r["scenario"]) == key)
                 for rep in reports]
-        fps = [r["fps"] for r in rows]
-        base = [r.get("baseline_fps") for r in rows if r.get("baseline_fps")]
-        med, bmed = statistics.median(fps), (statistics.median(base) if base else None)
+        col = {name: [r[name] for r in rows if r.get(name)]
+               for name in ("fps", "fps_best", "baseline_fps", "baseline_fps_best")}
+        med = {name: statistics.median(v) if v else None for name, v in col.items()}
         outside = statistics.median(r["outside_ncnn_pct"] for r in rows)
+        agree = max(_spread(col["fps"]), _spread(col["baseline_fps"]))
+        agree_best = max(_spread(col["fps_best"]), _spread(col["baseline_fps_best"]))
         summary.append({"precision": key[0], "threads": key[1], "scenario": key[2], "persons": rows[0]["persons"],
-                        "fps": fps, "baseline_fps": base, "ratio_median": med / bmed if bmed else None,
+                        **{name: v for name, v in col.items()},
+                        "ratio_median": _ratio(med["fps"], med["baseline_fps"]),
+                        "ratio_best_median": _ratio(med["fps_best"], med["baseline_fps_best"]),
+                        "runs_agree_within_pct": agree, "runs_agree_within_pct_best": agree_best,
                         "outside_ncnn_pct_median": outside})
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {rows[0]['persons']:.0f} | "
-                     f"{min(fps):.2f} / {med:.2f} / {max(fps):.2f} | "
-                     f"{bmed:.2f} | {med / bmed:.2f} | {outside:.1f} |" if bmed else
-                     f"| {key[0]} | {key[1]} | {key[2]} | {rows[0]['persons']:.0f} | "
-                     f"{min(fps):.2f} / {med:.2f} / {max(fps):.2f} | - | - | {outside:.1f} |")
+        cells = [_three(col[name]) for name in ("fps", "fps_best", "baseline_fps", "baseline_fps_best")]
+        ratios = [_fmt(summary[-1][k]) for k in ("ratio_median", "ratio_best_median")]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {rows[0]['persons']:.0f} | " + " | ".join(cells + ratios)
+                     + f" | {agree:.1f}% / {agree_best:.1f}% | {outside:.1f} |")
+    for field, what in (("runs_agree_within_pct", "FPS (median slice)"),
+                        ("runs_agree_within_pct_best", "best-slice FPS")):
+        worst = max(summary, key=lambda r: r[field])
+        lines += ["", f"{what}: repeated runs agree within {worst[field]:.1f}% (max - min over the median; "
+                      f"worst row {worst['precision']} x{worst['threads']} {worst['scenario']}, "
+                      f"edgepose or ONNX Runtime)."]
     table = "\n".join(lines)
     print("\n" + table)
     os.makedirs(args.output, exist_ok=True)
@@ -106,6 +125,26 @@ def main(argv=None) -> int:
     with open(os.path.join(args.output, "table.json"), "w") as f:
         json.dump({"device": reports[0]["device"], "rows": summary}, f, indent=1)
     return 0
+
+
+def _spread(values) -> float:
+    """(max - min) / median in percent: how far apart the repeated runs are."""
+    if not values:
+        return 0.0
+    med = statistics.median(values)
+    return 100.0 * (max(values) - min(values)) / med if med else float("nan")
+
+
+def _three(values) -> str:
+    return f"{min(values):.2f} / {statistics.median(values):.2f} / {max(values):.2f}" if values else "-"
+
+
+def _ratio(a, b):
+    return a / b if a and b else None
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

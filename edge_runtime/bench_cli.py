@@ -20,6 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="person counts to measure; the largest means 'at least' (default 1 3 6)")
     p.add_argument("--seconds", type=float, default=5.0, help="measured time per row (default 5)")
     p.add_argument("--frames", type=int, default=None, help="measure this many frames per row instead")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="split each row's time into this many slices, interleaved with the other rows; "
+                        "FPS is the median slice (default 5)")
+    p.add_argument("--extra-rounds", type=int, default=None,
+                   help="at most this many more slices for rows whose slices were mostly slowed by other load "
+                        "(default: --rounds; 0 with --frames)")
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--det-every", type=int, default=1, help="detector every N frames (default 1: every frame)")
     p.add_argument("--concurrency", type=int, default=1, help="persons run at once on separate extractors")
@@ -45,7 +51,7 @@ def main(args) -> int:
                    targets=sorted(set(args.persons)), seconds=None if args.frames else args.seconds,
                    frames=args.frames, warmup=args.warmup, det_every=args.det_every,
                    baseline=not args.no_baseline, det_onnx=args.det_onnx, pose_onnx=args.pose_onnx,
-                   concurrency=args.concurrency)
+                   concurrency=args.concurrency, rounds=args.rounds, extra_rounds=args.extra_rounds)
     print()
     for line in table_lines(report["rows"]):
         print(line)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -14,7 +14,7 @@ from ..detector import Detector
 from ..draw import draw_mmpose
 from ..pose import PoseEstimator
 from ..pose_tracker import PoseTracker
-from .timing import StageClock, measure, peak_rss_mb, stage_table
+from .timing import Slice, StageClock, fps_summary, measure, stage_table
 
 STAGES = ["decode", "detect", "crop", "pose", "decode_keypoints", "track_smooth", "draw", "total"]
 # Parts of `detect` and `pose` spent inside ncnn (extractor + extract); the rest of the
@@ -66,21 +66,6 @@ class _Solution:
     pose_estimator: object
 
 
-@dataclass
-class PipelineResult:
-    frames: int
-    persons: float                 # mean persons per frame
-    fps: float
-    stages_ms: Dict[str, Dict[str, float]]
-    # Share of the frame in our own pipeline work around ncnn: crop, letterbox, box and
-    # keypoint decoding, NMS, tracking, smoothing. Image decoding and drawing are reported
-    # as their own stages: they are the same for any engine.
-    outside_ncnn_fraction: float
-    pose_ms_per_person: float
-    load_s: float
-    peak_rss_mb: float
-
-
 def load_pipeline(det_model: str, pose_model: str, precision: str, threads: int, concurrency: int = 1):
     t0 = time.perf_counter()
     det = Detector(det_model, threads=threads, precision=precision if precision != "fp16" else "fp32",
@@ -89,10 +74,9 @@ def load_pipeline(det_model: str, pose_model: str, precision: str, threads: int,
     return det, pose, time.perf_counter() - t0
 
 
-def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, load_s: float,
-                 warmup: int = 3, frames: Optional[int] = None, seconds: Optional[float] = 5.0,
-                 det_every: int = 1, draw: bool = True) -> PipelineResult:
-    """Run decode -> PoseTracker -> draw on one encoded image, repeated as a video."""
+def pipeline_runner(det: Detector, pose: PoseEstimator, encoded: bytes, det_every: int = 1, draw: bool = True):
+    """-> run(warmup, frames, seconds) -> Slice: decode -> PoseTracker -> draw on one encoded
+    image, repeated as a video. The tracker lives across slices, as it would in a stream."""
     clock = StageClock()
     tracker = PoseTracker(_Solution(_TimedDetector(det, clock), _TimedPose(pose, clock)),
                           det_every=det_every, smooth=True)
@@ -114,19 +98,34 @@ def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, load_s: flo
         clock.end_frame()
         return len(result)
 
-    persons = measure(one_frame, clock, warmup, frames, seconds)
-    stages = stage_table(clock.frames, STAGES + NCNN_STAGES)
-    total = sum(f["total"] for f in clock.frames)
-    ncnn_time = sum(f.get(s, 0.0) for f in clock.frames for s in NCNN_STAGES)
-    io_time = sum(f.get(s, 0.0) for f in clock.frames for s in ("decode", "draw"))
-    n_person_frames = max(sum(persons), 1)
-    return PipelineResult(
-        frames=len(clock.frames),
-        persons=float(np.mean(persons)) if persons else 0.0,
-        fps=len(clock.frames) / total if total > 0 else 0.0,
-        stages_ms=stages,
-        outside_ncnn_fraction=(total - ncnn_time - io_time) / total if total > 0 else float("nan"),
-        pose_ms_per_person=1000.0 * sum(f.get("pose_ncnn", 0.0) for f in clock.frames) / n_person_frames,
-        load_s=load_s,
-        peak_rss_mb=peak_rss_mb(),
-    )
+    def run(warmup: int = 3, frames: Optional[int] = None, seconds: Optional[float] = 5.0) -> Slice:
+        persons = measure(one_frame, clock, warmup, frames, seconds)
+        return Slice(frames=list(clock.frames), persons=persons)
+
+    return run
+
+
+def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, warmup: int = 3,
+                 frames: Optional[int] = None, seconds: Optional[float] = 5.0, det_every: int = 1,
+                 draw: bool = True) -> Dict[str, object]:
+    """One row measured in one slice (see `pipeline_row` for the fields)."""
+    return pipeline_row([pipeline_runner(det, pose, encoded, det_every, draw)(warmup, frames, seconds)])
+
+
+def pipeline_row(slices: List[Slice]) -> Dict[str, object]:
+    """FPS (median over slices), stage latencies over all frames, the share of the frame in
+    our own work around ncnn (crop, letterbox, box and keypoint decoding, NMS, tracking,
+    smoothing; image decoding and drawing are their own stages, the same for any engine)."""
+    frames = [f for s in slices for f in s.frames]
+    persons = [p for s in slices for p in s.persons]
+    total = sum(f["total"] for f in frames)
+    ncnn_time = sum(f.get(s, 0.0) for f in frames for s in NCNN_STAGES)
+    io_time = sum(f.get(s, 0.0) for f in frames for s in ("decode", "draw"))
+    row: Dict[str, object] = {"frames": len(frames), "persons": float(np.mean(persons)) if persons else 0.0}
+    row.update(fps_summary(slices))
+    row.update({
+        "stages_ms": stage_table(frames, STAGES + NCNN_STAGES),
+        "outside_ncnn_fraction": (total - ncnn_time - io_time) / total if total > 0 else float("nan"),
+        "pose_ms_per_person": 1000.0 * sum(f.get("pose_ncnn", 0.0) for f in frames) / max(sum(persons), 1),
+    })
+    return row

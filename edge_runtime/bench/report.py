@@ -7,7 +7,9 @@ from typing import Any, Dict, List
 
 COLUMNS = [
     ("precision", "precision", "{}"), ("threads", "thr", "{}"), ("scenario", "image", "{}"),
-    ("persons", "persons", "{:.1f}"), ("fps", "FPS", "{:.2f}"), ("p50_ms", "p50 ms", "{:.1f}"),
+    ("persons", "persons", "{:.1f}"), ("fps", "FPS", "{:.2f}"), ("fps_best", "best FPS", "{:.2f}"),
+    ("fps_spread_pct", "spread %", "{:.0f}"),
+    ("p50_ms", "p50 ms", "{:.1f}"),
     ("p90_ms", "p90 ms", "{:.1f}"), ("p99_ms", "p99 ms", "{:.1f}"),
     ("pose_ms_per_person", "pose ms/person", "{:.2f}"), ("outside_ncnn_pct", "outside ncnn %", "{:.1f}"),
     ("gmac_per_frame", "GMAC/frame", "{:.3f}"), ("gmac_per_s", "GMAC/s", "{:.2f}"),
@@ -47,12 +49,20 @@ def markdown(report: Dict[str, Any]) -> str:
            f"- baseline: {report.get('baseline_name') or 'none'}",
            f"- run: warm-up {report['settings']['warmup']} frames, then "
            f"{report['settings'].get('seconds') or report['settings'].get('frames')} "
-           f"{'s' if report['settings'].get('seconds') else 'frames'} per row; det every "
+           f"{'s' if report['settings'].get('seconds') else 'frames'} per row in "
+           f"{report['settings'].get('rounds', 1)} interleaved slices (+{report['settings'].get('extra_rounds_used', 0)} "
+           f"extra rounds for rows the device slowed); FPS is the median slice, best FPS "
+           f"the fastest, spread % the slices' (max - min) / median; det every "
            f"{report['settings']['det_every']} frame(s)", ""]
     out.append("| " + " | ".join(title for _, title, _ in COLUMNS) + " |")
     out.append("|" + "---|" * len(COLUMNS))
     for r in rows:
         out.append("| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in COLUMNS) + " |")
+    unstable = report.get("unstable_rows") or []
+    if unstable:
+        out += ["", "Rows where most slices (edgepose or ONNX Runtime) ran over 10% below the fastest, even "
+                "after extra rounds, so the device was not quiet; their FPS understates it, compare best FPS: "
+                + ", ".join(f"{p} x{t} {sc}" for p, t, sc in unstable) + "."]
     out += ["", "## Stage latency (ms, p50 / p90 / p99)", ""]
     stages = report.get("stage_names", [])
     out.append("| precision | thr | image | " + " | ".join(stages) + " |")
@@ -63,8 +73,8 @@ def markdown(report: Dict[str, Any]) -> str:
             st = r["stages_ms"].get(s)
             cells.append("-" if st is None else f"{st['p50']:.2f} / {st['p90']:.2f} / {st['p99']:.2f}")
         out.append(f"| {r['precision']} | {r['threads']} | {r['scenario']} | " + " | ".join(cells) + " |")
-    out += ["", f"Peak RSS: {report.get('peak_rss_mb', 0):.0f} MB; model load: "
-            + ", ".join(f"{k} {v:.2f} s" for k, v in report.get("load_s", {}).items()), ""]
+    out += ["", f"Peak RSS of the bench process (all pipelines loaded together): "
+            f"{report.get('peak_rss_mb', 0):.0f} MB. Model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.get("load_s", {}).items()), ""]
     return "\n".join(out)
 
 

@@ -1,19 +1,27 @@
-"""One bench run: every precision x thread count x scenario, plus the ONNX Runtime baseline."""
+"""One bench run: every precision x thread count x scenario, plus the ONNX Runtime baseline.
+
+Rows are measured in rounds: each round gives every row (ncnn and ONNX Runtime alike) one
+slice of its time budget, in alternating order. A row's FPS is the median of its slices,
+so a stretch when the device is busy or throttling (on a shared VM a core can slow
+down for ten seconds at a time) costs one slice of every row instead of a whole row,
+and each ratio compares numbers taken in the same minutes.
+"""
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
-from typing import Any, Dict, List, Optional, Sequence
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..detector import Detector
 from ..errors import EdgeposeError
 from ..model_meta import ModelMeta, find_model
 from . import device_info
 from .gmac import gmac
-from .pipeline import NCNN_STAGES, STAGES, load_pipeline, run_pipeline
+from .pipeline import NCNN_STAGES, STAGES, load_pipeline, pipeline_row, pipeline_runner
 from .scenarios import Scenario, pick
-from .timing import peak_rss_mb
-
+from .timing import Slice, median_is_quiet, peak_rss_mb, split_budget
 
 def resolve(paths: Sequence[str], precision: str, task: str) -> Optional[str]:
     """The model file for a precision among the folders/files given (fp16 may use fp32 files)."""
@@ -31,22 +39,114 @@ def onnx_source(meta_path: str) -> Optional[str]:
     return path if path and str(path).endswith(".onnx") and os.path.isfile(path) else None
 
 
+@dataclass
+class _Group:
+    """Rows sharing loaded models (one ncnn precision x threads, or ONNX Runtime x threads).
+    `open()` loads them and returns {scenario label: run(warmup, frames, seconds) -> Slice}."""
+    name: str
+    open: Callable[[], Dict[str, Callable[..., Slice]]]
+    close: Callable[[], None]
+    weight_bytes: int = 0
+    runners: Optional[Dict[str, Callable[..., Slice]]] = None
+    slices: Dict[str, List[Slice]] = field(default_factory=dict)
+    load_s: List[float] = field(default_factory=list)
+    held: Dict[str, Any] = field(default_factory=dict)  # what open() loaded, its load time, name
+
+
+def _capped_detector(det: Detector, cap: Optional[int], run):
+    """A scenario may keep only the top `cap` detections (a '3 persons' row on a 5-person photo)."""
+    if cap is None:
+        return run
+
+    def capped(*args, **kwargs):
+        default = det.max_detections
+        det.max_detections = cap
+        try:
+            return run(*args, **kwargs)
+        finally:
+            det.max_detections = default
+    return capped
+
+
+def _ncnn_group(precision: str, n_threads: int, det_path: str, pose_path: str, scenarios: List[Scenario],
+                det_every: int, concurrency: int) -> _Group:
+    held: Dict[str, Any] = {}
+
+    def open_():
+        det, pose, held["load_s"] = load_pipeline(det_path, pose_path, precision, n_threads, concurrency)
+        held["det"], held["pose"] = det, pose
+        return {sc.label: _capped_detector(det, sc.cap, pipeline_runner(det, pose, sc.encoded, det_every))
+                for sc in scenarios}
+
+    def close():
+        if "det" in held:
+            held.pop("det").model.net.clear()
+            held.pop("pose").close()
+
+    return _Group(f"{precision} x{n_threads}", open_, close,
+                  weight_bytes=sum(_bin_size(p) for p in (det_path, pose_path)), held=held)
+
+
+def _ort_group(n_threads: int, det_onnx: str, pose_onnx: str, det32: str, pose32: str,
+               scenarios: List[Scenario], ref: Detector) -> _Group:
+    from .ort_baseline import baseline_runner, make_baseline
+
+    held: Dict[str, Any] = {}
+
+    def open_():
+        t0 = time.perf_counter()
+        name, detect, pose_fn = make_baseline(det_onnx, pose_onnx, ModelMeta.load(det32), ModelMeta.load(pose32),
+                                              n_threads, ref.score_threshold, ref.nms_iou)
+        held["load_s"], held["name"] = time.perf_counter() - t0, name
+        return {sc.label: baseline_runner(detect if sc.cap is None else _capped(detect, sc.cap), pose_fn, sc.encoded)
+                for sc in scenarios}
+
+    return _Group(f"ORT x{n_threads}", open_, lambda: None,
+                  weight_bytes=sum(os.path.getsize(p) for p in (det_onnx, pose_onnx)), held=held)
+
+
+def _bin_size(meta_path: str) -> int:
+    meta = ModelMeta.load(meta_path)
+    path = meta.bin_path(meta_path)
+    return os.path.getsize(path) if os.path.isfile(path) else 0
+
+
+def _keep_all_loaded(groups: List[_Group]) -> bool:
+    """Whether every group's models fit in memory at once (weights plus ncnn's repacked
+    copies and workspaces, taken as 4x the files). Else each round loads and frees them."""
+    try:
+        with open("/proc/meminfo") as f:
+            avail_kb = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return True
+    return 4 * sum(g.weight_bytes for g in groups) < avail_kb * 1024 // 2
+
+
 def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[str],
           precisions: Sequence[str] = ("fp32",), threads: Sequence[int] = (1,), targets=(1, 3, 6),
           seconds: Optional[float] = 5.0, frames: Optional[int] = None, warmup: int = 3, det_every: int = 1,
           baseline: bool = True, det_onnx: Optional[str] = None, pose_onnx: Optional[str] = None,
-          concurrency: int = 1, log=print) -> Dict[str, Any]:
+          concurrency: int = 1, rounds: int = 5, extra_rounds: Optional[int] = None, log=print) -> Dict[str, Any]:
+    """`seconds` (or `frames`) is each row's budget, split over `rounds` slices; a row
+    whose median slice is not a quiet one gets up to `extra_rounds` more (default: `rounds`)."""
+    if rounds < 1:
+        raise EdgeposeError(f"rounds must be at least 1, got {rounds}")
+    if extra_rounds is None:  # a frame budget is a promise of exactly that many frames
+        extra_rounds = 0 if frames is not None else rounds
+    if extra_rounds < 0:
+        raise EdgeposeError(f"extra rounds must be 0 or more, got {extra_rounds}")
     det32 = resolve(det_paths, "fp32", "detect")
     pose32 = resolve(pose_paths, "fp32", "pose")
     if det32 is None or pose32 is None:
         raise EdgeposeError("bench needs an fp32 detector and pose model (converted folders): "
                             f"--det {list(det_paths)} --pose {list(pose_paths)}")
-    scenarios: List[Scenario] = pick(images, Detector(det32, threads=max(threads), precision="fp32"), targets)
+    ref = Detector(det32, threads=max(threads), precision="fp32")
+    scenarios: List[Scenario] = pick(images, ref, targets)
     log("scenarios: " + ", ".join(f"{s.label} (detected {s.detected})" for s in scenarios))
 
     gmacs: Dict[str, float] = {}
-    rows: List[Dict[str, Any]] = []
-    load_s: Dict[str, float] = {}
+    groups: List[_Group] = []
+    described: Dict[str, Dict[str, Any]] = {}
     for precision in precisions:
         pose_path = resolve(pose_paths, precision, "pose")
         if pose_path is None:
@@ -60,66 +160,112 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
             if key not in gmacs:
                 gmacs[key] = gmac(key)
         for n_threads in threads:
-            det, pose, load = load_pipeline(det_path, pose_path, precision, n_threads, concurrency)
-            load_s[f"{precision} x{n_threads}"] = load
-            for sc in scenarios:
-                default_cap = det.max_detections
-                if sc.cap is not None:
-                    det.max_detections = sc.cap
-                try:
-                    res = run_pipeline(det, pose, sc.encoded, load, warmup=warmup, frames=frames,
-                                       seconds=seconds, det_every=det_every)
-                finally:
-                    det.max_detections = default_cap
-                frame_gmac = gmacs[det_path] / det_every + res.persons * gmacs[pose_path]
-                total = res.stages_ms["total"]
-                row = {
-                    "precision": precision, "threads": n_threads, "scenario": sc.label,
-                    "det_model": det_path, "pose_model": pose_path,
-                    "persons": res.persons, "fps": res.fps, "p50_ms": total["p50"], "p90_ms": total["p90"],
-                    "p99_ms": total["p99"], "pose_ms_per_person": res.pose_ms_per_person,
-                    "outside_ncnn_pct": 100.0 * res.outside_ncnn_fraction, "gmac_per_frame": frame_gmac,
-                    "gmac_per_s": frame_gmac * res.fps, "frames": res.frames, "stages_ms": res.stages_ms,
-                }
-                rows.append(row)
-                log(f"{precision:>5} x{n_threads} {sc.label:<32} {res.fps:7.2f} FPS  "
-                    f"p50 {total['p50']:.1f} ms  outside ncnn {row['outside_ncnn_pct']:.1f}%")
-            det.model.net.clear()
-            pose.close()
+            g = _ncnn_group(precision, n_threads, det_path, pose_path, scenarios, det_every, concurrency)
+            described[g.name] = {"precision": precision, "threads": n_threads, "det_model": det_path,
+                                 "pose_model": pose_path}
+            groups.append(g)
+    if not groups:
+        raise EdgeposeError(f"no pose model for any of the precisions {list(precisions)} among {list(pose_paths)}")
 
-    baseline_name = None
+    ort_groups: Dict[int, _Group] = {}
     if baseline:
         det_onnx = det_onnx or onnx_source(det32)
         pose_onnx = pose_onnx or onnx_source(pose32)
         if not det_onnx or not pose_onnx:
             log("baseline skipped: the ONNX files are unknown (pass --det-onnx and --pose-onnx)")
         else:
-            from .ort_baseline import make_baseline, run_baseline
-
-            det_meta, pose_meta = ModelMeta.load(det32), ModelMeta.load(pose32)
-            ref = Detector(det32, precision="fp32")
             for n_threads in threads:
-                baseline_name, detect, pose_fn = make_baseline(det_onnx, pose_onnx, det_meta, pose_meta, n_threads,
-                                                               ref.score_threshold, ref.nms_iou)
-                for sc in scenarios:
-                    capped = detect if sc.cap is None else _capped(detect, sc.cap)
-                    res = run_baseline(capped, pose_fn, sc.encoded, warmup=warmup, frames=frames, seconds=seconds)
-                    log(f"  ORT x{n_threads} {sc.label:<32} {res['fps']:7.2f} FPS ({baseline_name})")
-                    for row in rows:
-                        if row["threads"] == n_threads and row["scenario"] == sc.label:
-                            row["baseline_fps"] = res["fps"]
-                            row["ratio_vs_baseline"] = row["fps"] / res["fps"] if res["fps"] else None
-                            row["baseline_stages_ms"] = res["stages_ms"]
+                ort_groups[n_threads] = _ort_group(n_threads, det_onnx, pose_onnx, det32, pose32, scenarios, ref)
+    everything = groups + list(ort_groups.values())
+
+    keep = _keep_all_loaded(everything)
+    if not keep:
+        log("models do not all fit in memory at once: each round loads and frees them")
+    budgets = split_budget(rounds, frames, seconds)
+    slice_frames, slice_seconds = budgets[0]
+    # Planned rounds: every row. Extra rounds: only the rows whose slices were mostly slowed.
+    plan = [(r, None) for r in range(len(budgets))] + [(len(budgets) + r, "extra") for r in range(extra_rounds)]
+    extra_used = 0
+    for r, kind in plan:
+        todo = {g.name: [sc for sc in scenarios if kind is None or not median_is_quiet(g.slices[sc.label])]
+                for g in everything}
+        if not any(todo.values()):
+            break
+        if kind is not None:
+            extra_used += 1
+            log(f"extra round {extra_used}: the device was busy during " + ", ".join(
+                f"{name} {sc.label}" for name, scs in todo.items() for sc in scs))
+        f_budget, s_budget = budgets[r] if r < len(budgets) else (slice_frames, slice_seconds)
+        # Alternate the order so no row always runs right after the same neighbour.
+        for g in (everything if r % 2 == 0 else everything[::-1]):
+            if not todo[g.name]:
+                continue
+            if g.runners is None:
+                g.runners = g.open()
+                g.load_s.append(g.held["load_s"])
+            for sc in todo[g.name]:
+                g.slices.setdefault(sc.label, []).append(
+                    g.runners[sc.label](warmup if r == 0 else min(warmup, 1), f_budget, s_budget))
+            if not keep:
+                g.close()
+                g.runners = None
+        if kind is None:
+            log(f"round {r + 1}/{len(budgets)} done")
+    for g in everything:
+        g.close()
+        g.runners = None
+
+    rows: List[Dict[str, Any]] = []
+    for g in groups:
+        d = described[g.name]
+        for sc in scenarios:
+            res = pipeline_row(g.slices[sc.label])
+            res["median_quiet"] = median_is_quiet(g.slices[sc.label])
+            frame_gmac = gmacs[d["det_model"]] / det_every + res["persons"] * gmacs[d["pose_model"]]
+            total = res["stages_ms"]["total"]
+            row = {**d, "scenario": sc.label, "persons": res["persons"], "fps": res["fps"],
+                   "fps_best": res["fps_best"], "fps_slices": res["fps_slices"], "fps_mean": res["fps_mean"],
+                   "fps_spread_pct": res["fps_spread_pct"], "median_quiet": res["median_quiet"],
+                   "slices": len(res["fps_slices"]), "p50_ms": total["p50"], "p90_ms": total["p90"],
+                   "p99_ms": total["p99"], "pose_ms_per_person": res["pose_ms_per_person"],
+                   "outside_ncnn_pct": 100.0 * res["outside_ncnn_fraction"], "gmac_per_frame": frame_gmac,
+                   "gmac_per_s": frame_gmac * res["fps"], "frames": res["frames"], "stages_ms": res["stages_ms"]}
+            base = ort_groups.get(d["threads"])
+            if base is not None:
+                from .ort_baseline import baseline_row
+
+                b = baseline_row(base.slices[sc.label])
+                row.update({"baseline_fps": b["fps"], "baseline_fps_best": b["fps_best"],
+                            "baseline_fps_slices": b["fps_slices"],
+                            "baseline_fps_spread_pct": b["fps_spread_pct"],
+                            "baseline_median_quiet": median_is_quiet(base.slices[sc.label]),
+                            "ratio_vs_baseline": row["fps"] / b["fps"] if b["fps"] else None,
+                            "ratio_best_vs_baseline": row["fps_best"] / b["fps_best"] if b["fps_best"] else None,
+                            "baseline_stages_ms": b["stages_ms"]})
+            rows.append(row)
+            log(f"{d['precision']:>5} x{d['threads']} {sc.label:<32} {row['fps']:7.2f} FPS  "
+                f"p50 {total['p50']:.1f} ms  outside ncnn {row['outside_ncnn_pct']:.1f}%"
+                + (f"  ORT {row['baseline_fps']:.2f} FPS" if "baseline_fps" in row else ""))
+    unstable = [r for r in rows if not (r["median_quiet"] and r.get("baseline_median_quiet", True))]
+    for r in unstable:
+        log(f"note: {r['precision']} x{r['threads']} {r['scenario']}: most slices ran over 10% below the "
+            f"fastest (edgepose {r['fps_spread_pct']:.0f}% spread, ONNX Runtime "
+            f"{r.get('baseline_fps_spread_pct', float('nan')):.0f}%): the device was not quiet (other load, "
+            f"throttling); compare best FPS, or run again")
+    baseline_name = next((g.held.get("name") for g in ort_groups.values()), None)
     return {
         "device": device_info.collect(),
         "models": {"det": det32, "pose": pose32, "gmac": gmacs},
         "settings": {"precisions": list(precisions), "threads": list(threads), "seconds": seconds,
-                     "frames": frames, "warmup": warmup, "det_every": det_every, "concurrency": concurrency},
+                     "frames": frames, "warmup": warmup, "det_every": det_every, "concurrency": concurrency,
+                     "rounds": len(budgets), "extra_rounds_allowed": extra_rounds, "extra_rounds_used": extra_used,
+                     "all_models_loaded_at_once": keep},
         "scenarios": [{k: v for k, v in asdict(s).items() if k != "encoded"} for s in scenarios],
         "baseline_name": baseline_name,
         "stage_names": STAGES + NCNN_STAGES,
         "rows": rows,
-        "load_s": load_s,
+        "unstable_rows": [(r["precision"], r["threads"], r["scenario"]) for r in unstable],
+        "load_s": {g.name: statistics.median(g.load_s) for g in everything if g.load_s},
         "peak_rss_mb": peak_rss_mb(),
     }
 
