@@ -184,6 +184,28 @@ def test_runtime_on_emulated_arm64_matches_x86(arm_case, cpu, precisions, capsys
 
 
 @pytest.mark.arm
+@pytest.mark.parametrize("cpu", list(ARM_CPUS))
+def test_bench_runs_on_emulated_arm64_and_reports_that_cpu(arm_case, cpu):
+    """`edgepose bench` on the board: device facts are the emulated CPU's (its fp16 arithmetic
+    from the process's HWCAP, as ncnn sees it), not the x86 host's /proc/cpuinfo."""
+    out = f"bench-{cpu}"
+    cmd = ["bash", str(ARM_DIR / "run_in_arm.sh"), "--cpu", cpu, "--bind", f"{arm_case}:{GUEST_CASE}",
+           "--", "python", "-m", "edge_runtime", "bench", "--det", f"{GUEST_CASE}/models/det",
+           "--pose", f"{GUEST_CASE}/models/pose", "--precision", "fp32", "--threads", "1", "--frames", "2",
+           "--warmup", "1", "--persons", "1", "--images", f"{GUEST_CASE}/images", "--no-baseline",
+           "-o", f"{GUEST_CASE}/{out}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"bench failed on {cpu}:\n{proc.stdout[-6000:]}\n{proc.stderr[-3000:]}"
+    report = json.loads((arm_case / out / "bench.json").read_text())
+    dev = report["device"]
+    assert dev["machine"] == "aarch64" and dev["cpu_model"].startswith("emulated aarch64")
+    assert "asimd" in dev["cpu_features"]
+    assert ("asimdhp" in dev["cpu_features"]) == dev["ncnn"]["arm_asimdhp"] == ARM_CPUS[cpu]
+    row = report["rows"][0]
+    assert row["frames"] == 2 and row["fps"] > 0 and row["stages_ms"]["pose_ncnn"]["mean"] > 0
+
+
+@pytest.mark.arm
 def test_root_pip_list_has_no_host_toolchain():
     """Acceptance: installing the package on aarch64 pulls no torch/onnx/pnnx (make_rootfs.sh records pip list)."""
     root = subprocess.run(["bash", str(ARM_DIR / "make_rootfs.sh")], capture_output=True, text=True,

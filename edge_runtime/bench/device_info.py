@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import platform
+import struct
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Set
 
 # CPU flags that decide which ncnn kernels run (x86 and ARM spellings).
 _INTERESTING_FLAGS = {
@@ -16,6 +17,43 @@ _INTERESTING_FLAGS = {
             "avx_vnni", "avx512_bf16", "amx_int8"],
     "arm": ["neon", "asimd", "fphp", "asimdhp", "asimddp", "i8mm", "sve", "sve2", "bf16"],
 }
+
+
+# aarch64 Linux HWCAP / HWCAP2 bits (arch/arm64/include/uapi/asm/hwcap.h) that matter to ncnn.
+_ARM64_HWCAP = {0: "fp", 1: "asimd", 8: "atomics", 9: "fphp", 10: "asimdhp", 20: "asimddp", 22: "sve"}
+_ARM64_HWCAP2 = {1: "sve2", 13: "i8mm", 14: "bf16"}
+_AT_HWCAP, _AT_HWCAP2 = 16, 26
+
+
+def _is_arm() -> bool:
+    return platform.machine().lower() in ("aarch64", "arm64", "armv7l", "armv8l")
+
+
+def arm64_hwcaps(auxv: bytes) -> Set[str]:
+    """Feature names from the process's ELF auxiliary vector (pairs of native words). The
+    kernel (or qemu-user, per emulated CPU) fills it: unlike /proc/cpuinfo, which under
+    emulation is the host's, it describes the CPU this process runs on."""
+    word = struct.calcsize("P")
+    fmt = "QQ" if word == 8 else "II"
+    caps: Dict[int, int] = {}
+    for off in range(0, len(auxv) - 2 * word + 1, 2 * word):
+        key, value = struct.unpack_from("=" + fmt, auxv, off)
+        if key == 0:  # AT_NULL ends the vector
+            break
+        caps[key] = value
+    names = {n for bit, n in _ARM64_HWCAP.items() if caps.get(_AT_HWCAP, 0) >> bit & 1}
+    names |= {n for bit, n in _ARM64_HWCAP2.items() if caps.get(_AT_HWCAP2, 0) >> bit & 1}
+    return names
+
+
+def _auxv_features() -> Set[str]:
+    if not (_is_arm() and struct.calcsize("P") == 8):
+        return set()
+    try:
+        with open("/proc/self/auxv", "rb") as f:
+            return arm64_hwcaps(f.read())
+    except OSError:
+        return set()
 
 
 def _read(path: str) -> Optional[str]:
@@ -37,6 +75,8 @@ def _cpuinfo() -> Dict[str, str]:
 
 
 def cpu_model(info: Dict[str, str]) -> str:
+    if _is_arm() and "flags" in info:  # an x86 host's cpuinfo: we run under user-mode emulation
+        return f"emulated {platform.machine()} (host: {info.get('model name', 'unknown')})"
     for key in ("model name", "Hardware", "Model", "cpu model"):
         if info.get(key):
             return info[key]
@@ -45,10 +85,13 @@ def cpu_model(info: Dict[str, str]) -> str:
     return platform.processor() or platform.machine()
 
 
-def cpu_features(info: Dict[str, str]) -> List[str]:
-    flags = set((info.get("flags") or info.get("Features") or "").split())
-    arch = "arm" if platform.machine().lower() in ("aarch64", "arm64", "armv7l", "armv8l") else "x86"
-    return [f for f in _INTERESTING_FLAGS[arch] if f in flags]
+def cpu_features(info: Dict[str, str], auxv: Optional[Iterable[str]] = None) -> List[str]:
+    if _is_arm():
+        flags = set((info.get("Features") or "").split())
+        flags |= set(_auxv_features() if auxv is None else auxv)
+        return [f for f in _INTERESTING_FLAGS["arm"] if f in flags]
+    flags = set((info.get("flags") or "").split())
+    return [f for f in _INTERESTING_FLAGS["x86"] if f in flags]
 
 
 def frequencies_mhz() -> Dict[str, Optional[float]]:

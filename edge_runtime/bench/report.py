@@ -36,6 +36,15 @@ def table_lines(rows: List[Dict[str, Any]]) -> List[str]:
     return lines
 
 
+def _frequency(mhz) -> str:
+    mhz = mhz or {}
+    cur, lo, hi = (mhz.get(k) for k in ("scaling_cur_freq", "cpuinfo_min_freq", "cpuinfo_max_freq"))
+    if cur is None and hi is None:
+        return "n/a"
+    span = f" (range {lo:.0f}-{hi:.0f} MHz)" if lo is not None and hi is not None else ""
+    return (f"{cur:.0f} MHz" if cur is not None else "current n/a") + span
+
+
 def markdown(report: Dict[str, Any]) -> str:
     rows = report["rows"]
     dev = report["device"]
@@ -43,7 +52,8 @@ def markdown(report: Dict[str, Any]) -> str:
            f"- device: {dev.get('cpu_model')} ({dev.get('machine')}), {dev.get('cores')} cores, "
            f"features: {', '.join(dev.get('cpu_features') or []) or 'n/a'}",
            f"- board: {dev.get('board') or 'n/a'}; governor: {dev.get('governor') or 'n/a'}; "
-           f"frequency: {dev.get('frequency_mhz')}; temperature: {dev.get('temperature_c') or 'n/a'}",
+           f"frequency: {_frequency(dev.get('frequency_mhz'))}; temperature: "
+           f"{', '.join(f'{k} {v:.0f} C' for k, v in (dev.get('temperature_c') or {}).items()) or 'n/a'}",
            f"- ncnn {dev.get('ncnn', {}).get('version')}, Python {dev.get('python')}",
            f"- models: detector `{report['models']['det']}`, pose `{report['models']['pose']}`",
            f"- baseline: {report.get('baseline_name') or 'none'}",
