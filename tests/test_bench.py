@@ -180,3 +180,14 @@ def test_rows_the_device_slowed_get_extra_rounds_until_most_slices_agree(rtmdet_
     crowd = report["rows"][1]
     assert crowd["fps"] == pytest.approx(5.0) and not crowd["median_quiet"]
     assert report["unstable_rows"] == [("fp32", 1, crowd["scenario"])]
+
+
+@pytest.mark.parametrize("flag,value,message", [("--rounds", "0", "rounds must be at least 1"),
+                                                ("--extra-rounds", "-1", "extra rounds must be 0 or more")])
+def test_bench_refuses_bad_round_counts(rtmdet_dir, wholebody_t_dir, shared, tmp_path, capsys, flag, value, message):
+    rc = cli(["bench", "--det", str(rtmdet_dir), "--pose", str(wholebody_t_dir), flag, value, "--no-baseline",
+              "--images", str(shared / "data/calib_mmpose_examples"), "-o", str(tmp_path / "r")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
