@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--det-every", type=int, default=1, help="detector every N frames (default 1: every frame)")
     p.add_argument("--concurrency", type=int, default=1, help="persons run at once on separate extractors")
     p.add_argument("--no-baseline", action="store_true", help="skip the ONNX Runtime baseline")
+    p.add_argument("--no-memory", action="store_true",
+                   help="skip the peak-memory measurement (one fresh process per configuration)")
     p.add_argument("--det-onnx", help="ONNX file of the detector for the baseline (default: the convert source)")
     p.add_argument("--pose-onnx", help="ONNX file of the pose model for the baseline (default: the convert source)")
     p.add_argument("-o", "--output", default="bench-results", help="report folder (JSON, Markdown, PNG)")
@@ -51,7 +53,8 @@ def main(args) -> int:
                    targets=sorted(set(args.persons)), seconds=None if args.frames else args.seconds,
                    frames=args.frames, warmup=args.warmup, det_every=args.det_every,
                    baseline=not args.no_baseline, det_onnx=args.det_onnx, pose_onnx=args.pose_onnx,
-                   concurrency=args.concurrency, rounds=args.rounds, extra_rounds=args.extra_rounds)
+                   concurrency=args.concurrency, rounds=args.rounds, extra_rounds=args.extra_rounds,
+                   memory=not args.no_memory)
     print()
     for line in table_lines(report["rows"]):
         print(line)

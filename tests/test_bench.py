@@ -107,6 +107,10 @@ def test_bench_cli_writes_report(rtmdet_dir, wholebody_t_dir, shared, tmp_path, 
                                             "track_smooth", "draw"))
         assert abs(parts - st["total"]["mean"]) < 0.05 * st["total"]["mean"] + 0.5
     assert report["device"]["cores"] >= 1 and report["device"]["ncnn"]["version"]
+    # Memory of the configuration alone, in a fresh process: at least the weights ncnn holds.
+    bins = sum(p.stat().st_size for d in (rtmdet_dir, wholebody_t_dir) for p in d.glob("*.bin")) / 2 ** 20
+    for r in rows:
+        assert r["pipeline_mb"] >= bins and r["peak_rss_mb"] > r["pipeline_mb"]
     assert "FPS" in capsys.readouterr().out
 
 
@@ -191,3 +195,12 @@ def test_bench_refuses_bad_round_counts(rtmdet_dir, wholebody_t_dir, shared, tmp
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_memory_child_failure_is_reported_as_unknown(rtmdet_dir, wholebody_t_dir, tmp_path):
+    from edge_runtime.bench.memory import measure_in_child
+
+    not_an_image = tmp_path / "notes.txt"
+    not_an_image.write_text("no pixels here")
+    out = measure_in_child(str(rtmdet_dir), str(wholebody_t_dir), "fp32", 1, str(not_an_image))
+    assert out == {"peak_rss_mb": None, "imports_rss_mb": None, "pipeline_mb": None}

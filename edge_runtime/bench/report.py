@@ -13,6 +13,7 @@ COLUMNS = [
     ("p90_ms", "p90 ms", "{:.1f}"), ("p99_ms", "p99 ms", "{:.1f}"),
     ("pose_ms_per_person", "pose ms/person", "{:.2f}"), ("outside_ncnn_pct", "outside ncnn %", "{:.1f}"),
     ("gmac_per_frame", "GMAC/frame", "{:.3f}"), ("gmac_per_s", "GMAC/s", "{:.2f}"),
+    ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
     ("baseline_fps", "ORT FPS", "{:.2f}"), ("ratio_vs_baseline", "x ORT", "{:.2f}"),
 ]
 
@@ -83,7 +84,9 @@ def markdown(report: Dict[str, Any]) -> str:
             st = r["stages_ms"].get(s)
             cells.append("-" if st is None else f"{st['p50']:.2f} / {st['p90']:.2f} / {st['p99']:.2f}")
         out.append(f"| {r['precision']} | {r['threads']} | {r['scenario']} | " + " | ".join(cells) + " |")
-    out += ["", f"Peak RSS of the bench process (all pipelines loaded together): "
+    out += ["", "Peak RSS MB: one configuration alone in a fresh process (Python, numpy, OpenCV and ncnn "
+            "included), running the most crowded image. "
+            f"The bench process itself, with every configuration loaded at once, peaked at "
             f"{report.get('peak_rss_mb', 0):.0f} MB. Model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.get("load_s", {}).items()), ""]
     return "\n".join(out)
 

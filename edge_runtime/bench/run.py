@@ -126,7 +126,8 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
           precisions: Sequence[str] = ("fp32",), threads: Sequence[int] = (1,), targets=(1, 3, 6),
           seconds: Optional[float] = 5.0, frames: Optional[int] = None, warmup: int = 3, det_every: int = 1,
           baseline: bool = True, det_onnx: Optional[str] = None, pose_onnx: Optional[str] = None,
-          concurrency: int = 1, rounds: int = 5, extra_rounds: Optional[int] = None, log=print) -> Dict[str, Any]:
+          concurrency: int = 1, rounds: int = 5, extra_rounds: Optional[int] = None, memory: bool = True,
+          log=print) -> Dict[str, Any]:
     """`seconds` (or `frames`) is each row's budget, split over `rounds` slices; a row
     whose median slice is not a quiet one gets up to `extra_rounds` more (default: `rounds`)."""
     if rounds < 1:
@@ -215,6 +216,17 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         g.close()
         g.runners = None
 
+    # Memory per configuration, each in a fresh process, after the timing so it cannot disturb it.
+    mem: Dict[str, Dict[str, Any]] = {}
+    if memory:
+        from .memory import measure_in_child
+
+        crowd = max(scenarios, key=lambda sc: sc.detected).path
+        for g in groups:
+            d = described[g.name]
+            mem[g.name] = measure_in_child(d["det_model"], d["pose_model"], d["precision"], d["threads"], crowd)
+            log(f"memory {g.name}: peak RSS {_mb(mem[g.name]['peak_rss_mb'])} "
+                f"(pipeline {_mb(mem[g.name]['pipeline_mb'])} over the imports)")
     rows: List[Dict[str, Any]] = []
     for g in groups:
         d = described[g.name]
@@ -229,7 +241,9 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                    "slices": len(res["fps_slices"]), "p50_ms": total["p50"], "p90_ms": total["p90"],
                    "p99_ms": total["p99"], "pose_ms_per_person": res["pose_ms_per_person"],
                    "outside_ncnn_pct": 100.0 * res["outside_ncnn_fraction"], "gmac_per_frame": frame_gmac,
-                   "gmac_per_s": frame_gmac * res["fps"], "frames": res["frames"], "stages_ms": res["stages_ms"]}
+                   "gmac_per_s": frame_gmac * res["fps"], "frames": res["frames"], "stages_ms": res["stages_ms"],
+                   "peak_rss_mb": mem.get(g.name, {}).get("peak_rss_mb"),
+                   "pipeline_mb": mem.get(g.name, {}).get("pipeline_mb")}
             base = ort_groups.get(d["threads"])
             if base is not None:
                 from .ort_baseline import baseline_row
@@ -259,15 +273,19 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         "settings": {"precisions": list(precisions), "threads": list(threads), "seconds": seconds,
                      "frames": frames, "warmup": warmup, "det_every": det_every, "concurrency": concurrency,
                      "rounds": len(budgets), "extra_rounds_allowed": extra_rounds, "extra_rounds_used": extra_used,
-                     "all_models_loaded_at_once": keep},
+                     "all_models_loaded_at_once": keep, "memory_measured": memory},
         "scenarios": [{k: v for k, v in asdict(s).items() if k != "encoded"} for s in scenarios],
         "baseline_name": baseline_name,
         "stage_names": STAGES + NCNN_STAGES,
         "rows": rows,
         "unstable_rows": [(r["precision"], r["threads"], r["scenario"]) for r in unstable],
         "load_s": {g.name: statistics.median(g.load_s) for g in everything if g.load_s},
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),  # the bench process itself, every configuration loaded at once
     }
+
+
+def _mb(value) -> str:
+    return "n/a" if value is None else f"{value:.0f} MB"
 
 
 def _capped(detect, cap: int):

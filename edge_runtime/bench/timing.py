@@ -131,10 +131,19 @@ def stage_table(frames: List[Dict[str, float]], stages: List[str]) -> Dict[str, 
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process (Linux reports KiB, macOS bytes)."""
+    """Peak resident memory of this process. Linux: VmHWM of /proc/self/status, which starts
+    afresh at exec (getrusage's ru_maxrss keeps the high-water mark of the process that
+    spawned us, so a child of a big parent would report the parent's peak). Elsewhere
+    ru_maxrss (macOS reports bytes, others KiB)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
     import resource
     import sys
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
-
