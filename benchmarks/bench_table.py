@@ -24,6 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from edge_runtime.bench.timing import spread_pct  # noqa: E402  (numpy only; the repo is on the path now)
+
 
 def shared_dir() -> Path:
     return Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared")).resolve()
@@ -128,11 +130,8 @@ def main(argv=None) -> int:
 
 
 def _spread(values) -> float:
-    """(max - min) / median in percent: how far apart the repeated runs are."""
-    if not values:
-        return 0.0
-    med = statistics.median(values)
-    return 100.0 * (max(values) - min(values)) / med if med else float("nan")
+    """How far apart the repeated runs are; 0 for a missing column (no baseline)."""
+    return spread_pct(values) if values else 0.0
 
 
 def _three(values) -> str:

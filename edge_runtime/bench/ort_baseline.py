@@ -20,7 +20,7 @@ from ..errors import EdgeposeError
 from ..model_meta import ModelMeta
 from ..preprocess import boxes_to_center_scale, crop_person, input_to_image, letterbox, letterbox_size
 from ..simcc import decode_simcc
-from .timing import Slice, StageClock, fps_summary, measure, stage_table
+from .timing import Slice, StageClock, row_summary, slice_runner
 
 BASELINE_STAGES = ["decode", "detect", "pose", "total"]
 
@@ -224,17 +224,8 @@ def baseline_runner(detect, pose, encoded: bytes):
         clock.end_frame()
         return len(boxes)
 
-    def run(warmup: int = 3, frames: Optional[int] = None, seconds: Optional[float] = 5.0) -> Slice:
-        persons = measure(one_frame, clock, warmup, frames, seconds)
-        return Slice(frames=list(clock.frames), persons=persons)
-
-    return run
+    return slice_runner(one_frame, clock)
 
 
 def baseline_row(slices: List[Slice]) -> Dict[str, object]:
-    frames = [f for s in slices for f in s.frames]
-    persons = [p for s in slices for p in s.persons]
-    row: Dict[str, object] = {"frames": len(frames), "persons": float(np.mean(persons)) if persons else 0.0}
-    row.update(fps_summary(slices))
-    row["stages_ms"] = stage_table(frames, BASELINE_STAGES)
-    return row
+    return row_summary(slices, BASELINE_STAGES)

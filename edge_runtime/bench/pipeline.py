@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import cv2
 import numpy as np
@@ -14,7 +14,7 @@ from ..detector import Detector
 from ..draw import draw_mmpose
 from ..pose import PoseEstimator
 from ..pose_tracker import PoseTracker
-from .timing import Slice, StageClock, fps_summary, measure, stage_table
+from .timing import Slice, StageClock, row_summary, slice_runner
 
 STAGES = ["decode", "detect", "crop", "pose", "decode_keypoints", "track_smooth", "draw", "total"]
 # Parts of `detect` and `pose` spent inside ncnn (extractor + extract); the rest of the
@@ -98,34 +98,19 @@ def pipeline_runner(det: Detector, pose: PoseEstimator, encoded: bytes, det_ever
         clock.end_frame()
         return len(result)
 
-    def run(warmup: int = 3, frames: Optional[int] = None, seconds: Optional[float] = 5.0) -> Slice:
-        persons = measure(one_frame, clock, warmup, frames, seconds)
-        return Slice(frames=list(clock.frames), persons=persons)
-
-    return run
-
-
-def run_pipeline(det: Detector, pose: PoseEstimator, encoded: bytes, warmup: int = 3,
-                 frames: Optional[int] = None, seconds: Optional[float] = 5.0, det_every: int = 1,
-                 draw: bool = True) -> Dict[str, object]:
-    """One row measured in one slice (see `pipeline_row` for the fields)."""
-    return pipeline_row([pipeline_runner(det, pose, encoded, det_every, draw)(warmup, frames, seconds)])
+    return slice_runner(one_frame, clock)
 
 
 def pipeline_row(slices: List[Slice]) -> Dict[str, object]:
     """FPS (median over slices), stage latencies over all frames, the share of the frame in
     our own work around ncnn (crop, letterbox, box and keypoint decoding, NMS, tracking,
     smoothing; image decoding and drawing are their own stages, the same for any engine)."""
+    row = row_summary(slices, STAGES + NCNN_STAGES)
     frames = [f for s in slices for f in s.frames]
-    persons = [p for s in slices for p in s.persons]
     total = sum(f["total"] for f in frames)
     ncnn_time = sum(f.get(s, 0.0) for f in frames for s in NCNN_STAGES)
     io_time = sum(f.get(s, 0.0) for f in frames for s in ("decode", "draw"))
-    row: Dict[str, object] = {"frames": len(frames), "persons": float(np.mean(persons)) if persons else 0.0}
-    row.update(fps_summary(slices))
-    row.update({
-        "stages_ms": stage_table(frames, STAGES + NCNN_STAGES),
-        "outside_ncnn_fraction": (total - ncnn_time - io_time) / total if total > 0 else float("nan"),
-        "pose_ms_per_person": 1000.0 * sum(f.get("pose_ncnn", 0.0) for f in frames) / max(sum(persons), 1),
-    })
+    row["outside_ncnn_fraction"] = (total - ncnn_time - io_time) / total if total > 0 else float("nan")
+    row["pose_ms_per_person"] = (1000.0 * sum(f.get("pose_ncnn", 0.0) for f in frames)
+                                 / max(sum(p for s in slices for p in s.persons), 1))
     return row

@@ -89,7 +89,7 @@ def _ncnn_group(precision: str, n_threads: int, det_path: str, pose_path: str, s
 
 def _ort_group(n_threads: int, det_onnx: str, pose_onnx: str, det32: str, pose32: str,
                scenarios: List[Scenario], ref: Detector) -> _Group:
-    from .ort_baseline import baseline_runner, make_baseline
+    from .ort_baseline import baseline_runner, make_baseline  # onnxruntime only when a baseline runs
 
     held: Dict[str, Any] = {}
 
@@ -227,12 +227,17 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
             mem[g.name] = measure_in_child(d["det_model"], d["pose_model"], d["precision"], d["threads"], crowd)
             log(f"memory {g.name}: peak RSS {_mb(mem[g.name]['peak_rss_mb'])} "
                 f"(pipeline {_mb(mem[g.name]['pipeline_mb'])} over the imports)")
+    baselines: Dict[tuple, Dict[str, Any]] = {}
+    if ort_groups:
+        from .ort_baseline import baseline_row
+
+        baselines = {(t, sc.label): baseline_row(g.slices[sc.label])
+                     for t, g in ort_groups.items() for sc in scenarios}
     rows: List[Dict[str, Any]] = []
     for g in groups:
         d = described[g.name]
         for sc in scenarios:
             res = pipeline_row(g.slices[sc.label])
-            res["median_quiet"] = median_is_quiet(g.slices[sc.label])
             frame_gmac = gmacs[d["det_model"]] / det_every + res["persons"] * gmacs[d["pose_model"]]
             total = res["stages_ms"]["total"]
             row = {**d, "scenario": sc.label, "persons": res["persons"], "fps": res["fps"],
@@ -244,15 +249,12 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                    "gmac_per_s": frame_gmac * res["fps"], "frames": res["frames"], "stages_ms": res["stages_ms"],
                    "peak_rss_mb": mem.get(g.name, {}).get("peak_rss_mb"),
                    "pipeline_mb": mem.get(g.name, {}).get("pipeline_mb")}
-            base = ort_groups.get(d["threads"])
-            if base is not None:
-                from .ort_baseline import baseline_row
-
-                b = baseline_row(base.slices[sc.label])
+            b = baselines.get((d["threads"], sc.label))
+            if b is not None:
                 row.update({"baseline_fps": b["fps"], "baseline_fps_best": b["fps_best"],
                             "baseline_fps_slices": b["fps_slices"],
                             "baseline_fps_spread_pct": b["fps_spread_pct"],
-                            "baseline_median_quiet": median_is_quiet(base.slices[sc.label]),
+                            "baseline_median_quiet": b["median_quiet"],
                             "ratio_vs_baseline": row["fps"] / b["fps"] if b["fps"] else None,
                             "ratio_best_vs_baseline": row["fps_best"] / b["fps_best"] if b["fps_best"] else None,
                             "baseline_stages_ms": b["stages_ms"]})

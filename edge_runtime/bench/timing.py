@@ -74,6 +74,31 @@ class Slice:
         return len(self.frames) / total if total > 0 else 0.0
 
 
+def slice_runner(one_frame, clock: StageClock):
+    """-> run(warmup, frames, seconds) -> Slice: `measure` of `one_frame() -> persons` on
+    `clock`. The frame function (and whatever it holds, a tracker say) lives across slices."""
+    def run(warmup: int = 3, frames: Optional[int] = None, seconds: Optional[float] = 5.0) -> Slice:
+        persons = measure(one_frame, clock, warmup, frames, seconds)
+        return Slice(frames=list(clock.frames), persons=persons)
+    return run
+
+
+def spread_pct(values: Sequence[float]) -> float:
+    """(max - min) / median in percent (values not empty)."""
+    med = statistics.median(values)
+    return 100.0 * (max(values) - min(values)) / med if med > 0 else float("nan")
+
+
+def row_summary(slices: Sequence[Slice], stages: List[str]) -> Dict[str, object]:
+    """What every bench row reports: frames, mean persons, FPS over the slices, stage latencies."""
+    frames = [f for s in slices for f in s.frames]
+    persons = [p for s in slices for p in s.persons]
+    row: Dict[str, object] = {"frames": len(frames), "persons": float(np.mean(persons)) if persons else 0.0}
+    row.update(fps_summary(slices))
+    row["stages_ms"] = stage_table(frames, stages)
+    return row
+
+
 def fps_summary(slices: Sequence[Slice]) -> Dict[str, object]:
     """A row measured in slices spread over the run: its FPS is the median of the slices'
     FPS, so a stretch when the device was busy or throttled moves one slice, not the
@@ -85,11 +110,12 @@ def fps_summary(slices: Sequence[Slice]) -> Dict[str, object]:
     frames = [f for s in slices for f in s.frames]
     total = sum(f["total"] for f in frames)
     if not per:
-        return {"fps": 0.0, "fps_best": 0.0, "fps_slices": [], "fps_mean": 0.0, "fps_spread_pct": float("nan")}
+        return {"fps": 0.0, "fps_best": 0.0, "fps_slices": [], "fps_mean": 0.0, "fps_spread_pct": float("nan"),
+                "median_quiet": False}
     med = statistics.median(per)
     return {"fps": med, "fps_best": max(per), "fps_slices": per,
             "fps_mean": len(frames) / total if total > 0 else 0.0,
-            "fps_spread_pct": 100.0 * (max(per) - min(per)) / med if med > 0 else float("nan")}
+            "fps_spread_pct": spread_pct(per), "median_quiet": median_is_quiet(slices)}
 
 
 def median_is_quiet(slices: Sequence[Slice], tolerance: float = 0.10) -> bool:
