@@ -1,3 +1,4 @@
+import importlib.util
 import os
 from pathlib import Path
 
@@ -12,6 +13,20 @@ pytest_plugins = ["model_fixtures"]
 def shared_dir() -> Path:
     """The read-only asset folder beside the checkout (override with EDGEPOSE_SHARED)."""
     return Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared")).resolve()
+
+
+def _load_benchmark_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """`benchmark_script("bench_table")`: a script of benchmarks/ (not a package) loaded as a
+    module, so tests call its functions."""
+    return _load_benchmark_script
 
 
 @pytest.fixture(scope="session")

@@ -1,26 +1,15 @@
 """benchmarks/bench_table.py: the issue-5 table in one command (here shortened: fp32, 1 thread)."""
-import importlib.util
 import json
 import statistics
-from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _bench_table():
-    spec = importlib.util.spec_from_file_location("bench_table", REPO / "benchmarks" / "bench_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _spread(values):
     return 100.0 * (max(values) - min(values)) / statistics.median(values)
 
 
-def test_bench_table_repeats_the_bench_and_reports_min_median_max(rtmdet_dir, wholebody_t_dir, shared,
+def test_bench_table_repeats_the_bench_and_reports_min_median_max(rtmdet_dir, wholebody_t_dir, shared, benchmark_script,
                                                                   tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("EDGEPOSE_SHARED", str(shared))
     work = tmp_path / "work"
@@ -29,8 +18,8 @@ def test_bench_table_repeats_the_bench_and_reports_min_median_max(rtmdet_dir, wh
     (work / "det").symlink_to(rtmdet_dir, target_is_directory=True)
     (work / "pose").symlink_to(wholebody_t_dir, target_is_directory=True)
     out = tmp_path / "table"
-    rc = _bench_table().main(["--runs", "2", "--rounds", "2", "--seconds", "0.6", "--threads", "1",
-                              "--precision", "fp32", "--work", str(work), "-o", str(out)])
+    rc = benchmark_script("bench_table").main(["--runs", "2", "--rounds", "2", "--seconds", "0.6", "--threads", "1",
+                                               "--precision", "fp32", "--work", str(work), "-o", str(out)])
     assert rc == 0
     summary = json.loads((out / "table.json").read_text())["rows"]
     assert [r["scenario"].split(":")[0] for r in summary] == ["1p", f"{summary[1]['persons']:.0f}p"]

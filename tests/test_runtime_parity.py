@@ -3,24 +3,12 @@
 Slow (minutes): `pytest -m slow tests/test_runtime_parity.py`. Needs rtmlib (installed with
 --no-deps, see .ci/run) and onnxruntime. Figures come from benchmarks/runtime_parity.py.
 """
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def parity_module():
-    spec = importlib.util.spec_from_file_location("runtime_parity", REPO / "benchmarks" / "runtime_parity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.mark.slow
-def test_detector_ap_matches_onnxruntime(shared, rtmdet_mmdeploy_dir):
-    mod = parity_module()
+def test_detector_ap_matches_onnxruntime(shared, rtmdet_mmdeploy_dir, benchmark_script):
+    mod = benchmark_script("runtime_parity")
     fig = mod.detection_figures(rtmdet_mmdeploy_dir, mod.coco_images())
     print(fig)
     assert abs(fig["AP_ncnn"] - fig["AP_onnxruntime"]) < 0.005          # within 0.5 AP points
@@ -30,10 +18,10 @@ def test_detector_ap_matches_onnxruntime(shared, rtmdet_mmdeploy_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["body", "wholebody"])
-def test_pose_parity_with_rtmlib(shared, key, request, rtmdet_mmdeploy_dir):
+def test_pose_parity_with_rtmlib(shared, key, request, rtmdet_mmdeploy_dir, benchmark_script):
     import onnxruntime  # noqa: F401
     import rtmlib  # noqa: F401  (test dependency: pip install --no-deps rtmlib)
-    mod = parity_module()
+    mod = benchmark_script("runtime_parity")
     images = mod.coco_images()
     boxes = mod.rtmlib_boxes(images)
     pose_dir = request.getfixturevalue("body_t_dir" if key == "body" else "wholebody_t_dir")
