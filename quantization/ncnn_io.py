@@ -262,6 +262,19 @@ WEIGHTLESS = {
 }
 
 
+def _int8_scales(term: int, n_weight_scales: int) -> List[BlobSpec]:
+    """The int8 scale blobs Convolution, ConvolutionDepthWise and InnerProduct append after
+    their weights: weight and bottom scales when quantized (int8_scale_term), top scales
+    too when the output is requantized (term > 100)."""
+    specs: List[BlobSpec] = []
+    if term:
+        specs.append(("weight_int8_scales", n_weight_scales, RAW))
+        specs.append(("bottom_int8_scales", 1, RAW))
+    if term > 100:
+        specs.append(("top_int8_scales", 1, RAW))
+    return specs
+
+
 def _conv(p: ParamDict, dw: bool) -> List[BlobSpec]:
     num_output = p.get(0, 0)
     specs: List[BlobSpec] = []
@@ -271,17 +284,8 @@ def _conv(p: ParamDict, dw: bool) -> List[BlobSpec]:
     if p.get(5, 0):
         specs.append(("bias", num_output, RAW))
     term = p.get(8, 0)
-    if term:
-        if dw:
-            group = p.get(7, 1)
-            n_w = group if term in (1, 101) else 1
-        else:
-            n_w = num_output
-        specs.append(("weight_int8_scales", n_w, RAW))
-        specs.append(("bottom_int8_scales", 1, RAW))
-    if term > 100:
-        specs.append(("top_int8_scales", 1, RAW))
-    return specs
+    n_w = (p.get(7, 1) if term in (1, 101) else 1) if dw else num_output  # depthwise: per group
+    return specs + _int8_scales(term, n_w)
 
 
 def _deconv(p: ParamDict) -> List[BlobSpec]:
@@ -298,13 +302,7 @@ def _innerproduct(p: ParamDict) -> List[BlobSpec]:
     specs: List[BlobSpec] = [("weight", p.get(2, 0), TAGGED)]
     if p.get(1, 0):
         specs.append(("bias", num_output, RAW))
-    term = p.get(8, 0)
-    if term:
-        specs.append(("weight_int8_scales", num_output, RAW))
-        specs.append(("bottom_int8_scales", 1, RAW))
-    if term > 100:
-        specs.append(("top_int8_scales", 1, RAW))
-    return specs
+    return specs + _int8_scales(p.get(8, 0), num_output)
 
 
 def _gemm(p: ParamDict) -> List[BlobSpec]:
