@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge_runtime.bench.timing import spread_pct  # noqa: E402  (numpy only; the repo is on the path now)
+from edgepose.runtime.bench.timing import spread_pct  # noqa: E402  (numpy only; the repo is on the path now)
 
 
 def shared_dir() -> Path:
@@ -32,8 +32,8 @@ def shared_dir() -> Path:
 
 
 def prepare_models(work: Path, shared: Path, quantize: bool = True, log=print):
-    from convert.api import convert
-    from quantization.quantize_api import quantize_model
+    from edgepose.convert.api import convert
+    from edgepose.quantization.quantize_api import quantize_model
 
     det_onnx = shared / "models/rtmdet-nano-person/rtmdet-nano-person_raw-heads.onnx"
     pose_onnx = shared / "reference/official/rtmpose-t_wholebody_256x192.onnx"
@@ -72,8 +72,8 @@ def main(argv=None) -> int:
     ap.add_argument("-o", "--output", default="bench-table")
     args = ap.parse_args(argv)
 
-    from edge_runtime.bench.report import write
-    from edge_runtime.bench.run import bench
+    from edgepose.runtime.bench.report import write
+    from edgepose.runtime.bench.run import bench
 
     shared = shared_dir()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="edgepose-bench-"))

@@ -40,18 +40,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import cv2
-    from edge_runtime.detector import Detector
-    from quantization.coco_eval import evaluate_boxes
+    from edgepose.runtime.detector import Detector
+    from edgepose.quantization.coco_eval import evaluate_boxes
 
     tmp = None
     int8 = args.int8
     if not int8:
-        from quantization.quantize_api import quantize_model
+        from edgepose.quantization.quantize_api import quantize_model
         tmp = tempfile.TemporaryDirectory(prefix="edgepose-int8det-")
         int8 = quantize_model(args.fp32, args.calib, method=args.method, out_dir=tmp.name, progress=True,
                               float_depthwise=args.float_depthwise)
 
-    from edge_runtime.model_meta import find_model
+    from edgepose.model_meta import find_model
     int8 = find_model(int8)             # a folder holding an "int8" or a "mixed" model
     gt_json = glob.glob(os.path.join(args.data, "*.json"))
     gt_json = [g for g in gt_json if "keypoints" in os.path.basename(g)] or gt_json

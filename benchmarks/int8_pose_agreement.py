@@ -26,7 +26,7 @@ SHARED = os.environ.get("EDGEPOSE_SHARED",
 def val_crops(data: str, size, max_people: int):
     import cv2
     import numpy as np
-    from edge_runtime.preprocess import boxes_to_center_scale, crop_person
+    from edgepose.runtime.preprocess import boxes_to_center_scale, crop_person
 
     gt_path = [g for g in glob.glob(os.path.join(data, "*.json")) if "keypoints" in os.path.basename(g)][0]
     with open(gt_path) as f:
@@ -54,10 +54,10 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args(argv)
 
-    from edge_runtime.model_meta import ModelMeta, find_model
-    from quantization.calib_data import to_chw
-    from quantization.calibration import make_net, run_net
-    from quantization.sensitivity import compare_outputs
+    from edgepose.model_meta import ModelMeta, find_model
+    from edgepose.quantization.calib_data import to_chw
+    from edgepose.quantization.calibration import make_net, run_net
+    from edgepose.quantization.sensitivity import compare_outputs
 
     ref_json = find_model(args.fp32, "fp32")
     meta = ModelMeta.load(ref_json)

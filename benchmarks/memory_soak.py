@@ -47,7 +47,7 @@ def frames_forever(path):
 
 
 def default_models(work: str):
-    from convert.api import convert
+    from edgepose.convert.api import convert
     det = convert(os.path.join(SHARED, "models/rtmdet-nano-person/rtmdet-nano-person_raw-heads.onnx"),
                   os.path.join(work, "det"), log=lambda s: None)
     pose = convert(os.path.join(SHARED, "reference/official/rtmpose-t_wholebody_256x192.onnx"),
@@ -67,11 +67,11 @@ def main() -> int:
     ap.add_argument("--limit-mb", type=float, default=20.0)
     args = ap.parse_args()
 
-    from edge_runtime.detector import Detector
-    from edge_runtime.draw import draw_mmpose
-    from edge_runtime.pose import PoseEstimator
-    from edge_runtime.pose_tracker import PoseTracker
-    from edge_runtime.results_json import coco_results
+    from edgepose.runtime.detector import Detector
+    from edgepose.runtime.draw import draw_mmpose
+    from edgepose.runtime.pose import PoseEstimator
+    from edgepose.runtime.pose_tracker import PoseTracker
+    from edgepose.runtime.results_json import coco_results
 
     with tempfile.TemporaryDirectory(prefix="edgepose-soak-") as work:
         det, pose = (args.det, args.pose) if args.det and args.pose else default_models(work)

@@ -26,7 +26,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--precision", default="fp32")
     args = ap.parse_args(argv)
-    from edge_runtime.pose import PoseEstimator
+    from edgepose.runtime.pose import PoseEstimator
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, (720, 1280, 3), dtype=np.uint8)
     xy = rng.uniform(0, 1000, (args.persons, 2))

@@ -55,7 +55,7 @@ def coco_images(limit=None):
 
 
 def convert_models(out_root: Path):
-    from convert.api import convert
+    from edgepose.convert.api import convert
     dirs = {}
     for key, src in [("rtmdet", DET_ONNX), *POSE_ONNX.items()]:
         d = out_root / key
@@ -83,7 +83,7 @@ def official_simcc_decode(outputs, center, scale, input_size, split=2.0):
 # ----------------------------------------------------------------------------- detection
 def ort_end2end(session, image):
     """The deploy ONNX with its own decode + NMS, fed with the official preprocessing."""
-    from edge_runtime.preprocess import letterbox
+    from edgepose.runtime.preprocess import letterbox
     canvas, (fx, fy) = letterbox(image, (320, 320), "mmdet")
     x = ((canvas - DET_MEAN) / DET_STD).astype(np.float32).transpose(2, 0, 1)[None]
     dets, _labels = session.run(None, {"input": np.ascontiguousarray(x)})
@@ -116,8 +116,8 @@ def match(a, b):
 
 def detection_figures(det_dir, images):
     import cv2
-    from edge_runtime.detector import Detector
-    from quantization.coco_eval import evaluate_boxes
+    from edgepose.runtime.detector import Detector
+    from edgepose.quantization.coco_eval import evaluate_boxes
     det = Detector(det_dir, precision="fp32", score_threshold=0.05, threads=THREADS)  # the end2end graph's own threshold
     assert det.nms_iou == 0.6, det.nms_iou  # and its NMS IoU
     sess = ort_session(DET_ONNX)
@@ -159,7 +159,7 @@ def pose_figures(pose_dir, onnx_path, images, boxes_by_image):
     warp is per channel, so its crops are then exactly the official ones."""
     import cv2
     from rtmlib import RTMPose
-    from edge_runtime.pose import PoseEstimator
+    from edgepose.runtime.pose import PoseEstimator
     rt = RTMPose(str(onnx_path), model_input_size=(192, 256), backend="onnxruntime", device="cpu")
     rt.session = ort_session(onnx_path)
     est = PoseEstimator(pose_dir, precision="fp32", threads=THREADS)
@@ -236,7 +236,7 @@ def main(argv=None):
         report["detector"] = detection_figures(dirs["rtmdet"], images)
         boxes = rtmlib_boxes(images)
         report["persons"] = int(sum(len(b) for b in boxes.values()))
-        from edge_runtime.detector import Detector
+        from edgepose.runtime.detector import Detector
         det = Detector(dirs["rtmdet"], precision="fp32", threads=THREADS)
         import cv2
         ag = [match(det(cv2.imread(p))[0], boxes[i].astype(np.float32)) for i, p in images]

@@ -16,26 +16,16 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
-from edge_runtime.model_meta import ModelMeta
+from edgepose.errors import EdgeposeError
+from edgepose.files import sha256_of
+from edgepose.model_meta import ModelMeta
 
 from . import fold_input, fp16_mask, onnx_source, pnnx_export, selfcheck, weight_precision
-from quantization.ncnn_io import NcnnModel, read_model
+from edgepose.ncnn_io import NcnnModel, read_model
 
 FEED_ORDER = "bgr"
 OUTPUT_SUFFIXES = (".ncnn.param", ".ncnn.bin", ".json")
 
-# keypoint count -> keypoint set name (edge_runtime.keypoint_sets) when the source does not say.
-KEYPOINT_SET_BY_COUNT = {17: "coco17", 26: "halpe26", 133: "coco_wholebody133", 21: "hand21", 106: "face106",
-                         68: "face68"}
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tool_versions() -> Dict[str, str]:
@@ -80,8 +70,8 @@ def _prepare_out_dir(out_dir: str, name: str) -> Dict[str, str]:
 
 
 def _keypoints_meta(set_name: Optional[str], count: int) -> Optional[Dict]:
-    from edge_runtime.keypoint_sets import get_keypoint_set
-    name = set_name or KEYPOINT_SET_BY_COUNT.get(count)
+    from edgepose.keypoint_sets import get_keypoint_set, set_name_for_count
+    name = set_name or set_name_for_count(count)
     if name is None:
         return None
     kp = get_keypoint_set(name)

@@ -17,9 +17,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
+from edgepose.keypoint_sets import set_name_for_count
 
-from .models.configs import (KEYPOINT_SET_BY_COUNT, SIZES, ArchSpec, custom_spec, find_spec, get_spec,
+from .models.configs import (SIZES, ArchSpec, custom_spec, find_spec, get_spec,
                              list_configs)
 from .models.cspnext import stage_channels, stage_depths
 from .models.pose_model import build_pose_model
@@ -218,7 +219,7 @@ def _infer_pose(sd, path: str) -> Tuple[ArchSpec, str]:
     base = get_spec("rtmw-l_wholebody_256x192" if family == "rtmw" else "rtmpose-m_body8_256x192")
     spec = custom_spec(base, name=f"{family}-{size}_{num_kp}kp_{wh[1]}x{wh[0]}", size=size, deepen_factor=d,
                        widen_factor=w, input_size=wh, num_keypoints=num_kp, simcc_split_ratio=ratio,
-                       keypoint_set=KEYPOINT_SET_BY_COUNT.get(num_kp), official_config="", config_path="",
+                       keypoint_set=set_name_for_count(num_kp), official_config="", config_path="",
                        aliases=())
     return spec, why + " (no official config with these; built to match)"
 

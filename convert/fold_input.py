@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 FOLD_NODE = "edgepose_input_affine"
 

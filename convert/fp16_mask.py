@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import List
 
-from quantization.ncnn_io import Layer, NcnnModel
+from edgepose.ncnn_io import Layer, NcnnModel
 
 FEATMASK_KEY = 31
 NO_FP16_ARITHMETIC = 1 << 0

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import onnx
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 from . import onnx_rewrites, opset_lowering
 

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 TARGET_OPSET = 17
 AXES_AS_INPUT_SINCE_18 = {"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",

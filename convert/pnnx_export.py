@@ -11,9 +11,9 @@ from typing import List, Sequence, Tuple
 
 import onnx
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
-from quantization.ncnn_io import read_model
+from edgepose.ncnn_io import read_model
 
 PNNX_TIMEOUT_S = 600
 # pnnx's bundled onnxruntime reads IR <= 13 (and crashes on newer); IR 10 covers opset <= 21.

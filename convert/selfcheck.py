@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 POSE_CROPS = 8
 DETECT_IMAGES = 4

@@ -4,15 +4,15 @@ A detector fed raw 0..255 pixels (YOLOX) sums ~100 products of +-20 in its stem
 convolution that cancel to values near zero; fp16 weight rounding (5e-4 relative) moves
 those sums by ~0.2 and the error grows through the network (the whole output is wrong).
 pnnx writes all weights in one precision, so the model is converted twice and the
-stem layers' weight blobs are taken from the fp32 file (quantization.ncnn_io reads
+stem layers' weight blobs are taken from the fp32 file (edgepose.ncnn_io reads
 both bins layer by layer).
 """
 from __future__ import annotations
 
 from typing import List, Sequence
 
-from edge_runtime.errors import EdgeposeError
-from quantization.ncnn_io import WEIGHTLESS, NcnnModel, attach_weights
+from edgepose.errors import EdgeposeError
+from edgepose.ncnn_io import WEIGHTLESS, NcnnModel, attach_weights
 
 from .fp16_mask import consumers
 

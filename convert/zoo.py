@@ -21,7 +21,8 @@ import urllib.parse
 import urllib.request
 from typing import Any, Callable, Dict, Optional
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError, OfflineError
+from edgepose.files import cache_dir, sha256_of
 
 MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoo.json")
 DEFAULT_TIMEOUT = 10.0  # seconds per connect/read: offline fails fast, not after minutes
@@ -38,11 +39,6 @@ def load_manifest(path: str = MANIFEST) -> Dict[str, Dict[str, Any]]:
     return {m["name"]: m for m in data["models"]}
 
 
-def cache_dir(override: Optional[str] = None) -> str:
-    return os.path.abspath(os.path.expanduser(
-        override or os.environ.get("EDGEPOSE_CACHE") or os.path.join("~", ".cache", "edgepose")))
-
-
 def hash_prefix_from_name(file_name: str) -> Optional[str]:
     """The publisher's sha256 prefix in an OpenMMLab file name, e.g. `...-cd5e845c_20230123.pth`.
     An 8-digit date (`-20231122.pth`) is not a hash."""
@@ -50,14 +46,6 @@ def hash_prefix_from_name(file_name: str) -> Optional[str]:
     if not m or re.fullmatch(r"(19|20)\d{6}", m.group(1)):
         return None
     return m.group(1)
-
-
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _checksum_problem(digest: str, prefix: Optional[str], full: Optional[str]) -> Optional[str]:
@@ -119,9 +107,10 @@ def _cache_dir(override: Optional[str]) -> str:
     return folder
 
 
-def _offline_help(url: str, target: str, why: str) -> EdgeposeError:
-    return EdgeposeError(f"cannot download {url} ({why}). Offline? Download that file elsewhere and "
-                         f"place it at {target}, or pass the local .pth file instead of the model name")
+def _offline_help(url: str, target: str, why: str) -> OfflineError:
+    return OfflineError(f"cannot download {url} ({why}).",
+                        f"Offline? Download that file elsewhere and place it at {target}, "
+                        f"or pass the local .pth file instead of the model name")
 
 
 def _download(url: str, target: str, prefix: Optional[str], full: Optional[str], timeout: float,

@@ -30,7 +30,7 @@ def _list(cache: str) -> int:
 
 
 def main(args) -> int:
-    from edge_runtime.errors import EdgeposeError
+    from edgepose.errors import EdgeposeError
 
     from .zoo import cache_dir, fetch, print_progress
     cache = cache_dir(args.cache_dir)

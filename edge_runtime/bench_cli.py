@@ -41,7 +41,7 @@ def main(args) -> int:
     from .bench.report import table_lines, write
     from .bench.run import bench
     from .bench.scenarios import expand_images, shared_pool
-    from .errors import EdgeposeError
+    from edgepose.errors import EdgeposeError
 
     images = expand_images(args.images) if args.images else shared_pool()
     if not images:

@@ -19,21 +19,15 @@ import json
 import os
 from typing import Dict, Optional
 
-from .errors import EdgeposeError
+from edgepose.errors import BadArgumentError, EdgeposeError, ModelNotFoundError, OfflineError
+from edgepose.files import cache_dir
 
 DEFAULT_POSE = "dwpose-t"
 DEFAULT_DET = "rtmdet-nano-person"
-# Used when no --input is given: the RTMPose example image of the shared test assets, if present.
-EXAMPLE_IMAGES = ("data/calib_mmpose_examples/human-pose.jpeg",)
-
-
-def cache_root() -> str:
-    return os.path.abspath(os.path.expanduser(
-        os.environ.get("EDGEPOSE_CACHE") or os.path.join("~", ".cache", "edgepose")))
 
 
 def _registry_path() -> str:
-    return os.path.join(cache_root(), "demo_models.json")
+    return os.path.join(cache_dir(), "demo_models.json")
 
 
 def cached_models() -> Dict[str, str]:
@@ -90,11 +84,11 @@ def _short_hash(path: str) -> str:
 def _convert_cached(source: str, flag: str) -> str:
     """Convert a .pth/.onnx once into the cache; return the converted model's folder."""
     stem = os.path.splitext(os.path.basename(source))[0]
-    out_dir = os.path.join(cache_root(), "converted", f"{stem}-{_short_hash(source)}")
+    out_dir = os.path.join(cache_dir(), "converted", f"{stem}-{_short_hash(source)}")
     if os.path.isdir(out_dir) and any(f.endswith(".json") for f in os.listdir(out_dir)):
         return out_dir
     try:
-        from convert.api import convert
+        from edgepose.convert.api import convert
     except ModuleNotFoundError as e:
         raise EdgeposeError(
             f"{flag} {source}: converting needs the host toolchain ({e.name} is not installed). "
@@ -117,7 +111,7 @@ def prepare_model(given: Optional[str], zoo_name: str, flag: str, task: str) -> 
             raise EdgeposeError(f"{flag} {given}: expected a converted model folder/.json, or a .pth/.onnx to convert")
         return _convert_cached(given, flag)
     try:
-        from convert import zoo
+        from edgepose.convert import zoo
     except ModuleNotFoundError:
         raise EdgeposeError(f"no {task} model: the model zoo (convert package) is not installed; "
                             f"pass {flag} with a converted model folder") from None
@@ -129,30 +123,18 @@ def prepare_model(given: Optional[str], zoo_name: str, flag: str, task: str) -> 
     if not os.path.isfile(target):
         try:
             zoo.fetch(zoo_name)
-        except EdgeposeError as e:
-            why = str(e).split(" Offline?")[0].rstrip(". ")
+        except OfflineError as e:
+            why = e.reason.rstrip(". ")
             raise EdgeposeError(
                 f"no {task} model: {why}. Place that file at {target}, "
                 f"or pass {flag} with a local .pth/.onnx file or a converted model folder") from None
     return _convert_cached(target, flag)
 
 
-def default_input() -> Optional[str]:
-    shared = os.environ.get("EDGEPOSE_SHARED")
-    roots = [shared] if shared else []
-    roots.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared"))
-    for root in roots:
-        for rel in EXAMPLE_IMAGES:
-            path = os.path.normpath(os.path.join(root, rel))
-            if os.path.isfile(path):
-                return path
-    return None
-
-
 def main(args) -> int:
     from . import run_cli
 
-    source = args.input or default_input()
+    source = args.input
     if source is None:
         raise EdgeposeError("no input: pass --input IMAGE_OR_VIDEO (a photo or clip with people)")
     if not os.path.exists(source):

@@ -23,7 +23,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 
 from .constants import DETECTOR_DEFAULTS, LETTERBOX_PAD_VALUE, MAX_DETECTIONS, NMS_PRE
-from .errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 from .image_input import as_bgr8
 from .ncnn_model import NcnnModel
 from .preprocess import letterbox, letterbox_size

@@ -19,9 +19,7 @@ from typing import Any, Dict, Optional
 import cv2
 import numpy as np
 
-from .keypoint_sets import get_keypoint_set
-
-_SET_BY_COUNT = {17: "coco17", 133: "coco_wholebody133", 26: "halpe26", 21: "hand21", 106: "face106"}
+from edgepose.keypoint_sets import get_keypoint_set, set_name_for_count
 
 # OpenPose-18 body: index i takes COCO keypoint COCO_FOR_OPENPOSE[i]; -1 is the neck.
 COCO_FOR_OPENPOSE = [0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
@@ -53,8 +51,9 @@ def keypoint_set_for(num_keypoints: int, meta_keypoints: Optional[Dict[str, Any]
             except Exception:
                 pass
         return kset
-    if num_keypoints in _SET_BY_COUNT:
-        return get_keypoint_set(_SET_BY_COUNT[num_keypoints])
+    known = set_name_for_count(num_keypoints)
+    if known is not None:
+        return get_keypoint_set(known)
     return {"name": f"generic{num_keypoints}", "names": [str(i) for i in range(num_keypoints)], "skeleton": []}
 
 

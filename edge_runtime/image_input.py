@@ -4,7 +4,24 @@ from __future__ import annotations
 import numpy as np
 import cv2
 
-from .errors import EdgeposeError
+from edgepose.errors import BadImageError, EdgeposeError
+
+
+def read_image(path: str) -> np.ndarray:
+    """Decode an image file as stored (any depth, 1-4 channels); BadImageError when it cannot be read."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)      # also works for non-ASCII paths
+    except (OSError, ValueError) as e:
+        raise BadImageError(f"{path}: cannot read image ({getattr(e, 'strerror', None) or e})") from None
+    img = None
+    if data.size:
+        try:
+            img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            img = None
+    if img is None or img.size == 0:
+        raise BadImageError(f"{path}: cannot decode image (empty, corrupt or unsupported)")
+    return img
 
 
 def as_bgr8(image) -> np.ndarray:

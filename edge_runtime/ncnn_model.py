@@ -20,8 +20,8 @@ from typing import Dict, Iterable, Optional
 
 import numpy as np
 
-from .errors import EdgeposeError
-from .model_meta import ModelMeta, find_model
+from edgepose.errors import EdgeposeError, WrongTaskError
+from edgepose.model_meta import ModelMeta, find_model
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -44,7 +44,7 @@ class NcnnModel:
         self.json_path = find_model(os.fspath(model), precision, task)
         self.meta = meta = ModelMeta.load(self.json_path)
         if task is not None and meta.task != task:
-            raise EdgeposeError(f"{self.json_path}: is a {meta.task!r} model, expected a {task!r} model")
+            raise WrongTaskError(f"{self.json_path}: is a {meta.task!r} model, expected a {task!r} model")
         if precision == "int8" and meta.precision not in ("int8", "mixed"):
             raise EdgeposeError(f"{self.json_path}: is a {meta.precision} model; int8 needs a quantized "
                                 f"model (make one with `edgepose quantize`)")

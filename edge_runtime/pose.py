@@ -13,7 +13,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from .constants import DEFAULT_SIMCC_SPLIT_RATIO, MIN_BOX_SIZE
-from .errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 from .image_input import as_bgr8
 from .ncnn_model import NcnnModel
 from .preprocess import boxes_to_center_scale, crop_person, input_to_image

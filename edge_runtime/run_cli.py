@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from .errors import EdgeposeError
+from edgepose.errors import EdgeposeError, ModelNotFoundError, WrongTaskError, with_context
 
 OUTPUT_MANIFEST = ".edgepose-outputs.json"
 ID_SWITCH_RULE = ("id switch = a person whose box overlaps their box of the previous frame "
@@ -89,14 +89,13 @@ class _Models:
 
 def _load_checked(cls, path, flag, task, precision, threads):
     if not os.path.exists(path):
-        raise EdgeposeError(f"{flag} {path}: no such model file or folder")
+        raise ModelNotFoundError(f"{flag} {path}: no such model file or folder")
     try:
         return cls(path, threads=threads, precision=precision)
+    except WrongTaskError as e:
+        raise with_context(e, f"{flag} {path}: not a {task} model: ") from None
     except EdgeposeError as e:
-        msg = str(e)
-        if "model, expected" in msg or "holds no converted" in msg:
-            raise EdgeposeError(f"{flag} {path}: not a {task} model ({msg})") from None
-        raise EdgeposeError(f"{flag}: {msg}") from None
+        raise with_context(e, f"{flag}: ") from None
 
 
 def resolve_models(args):

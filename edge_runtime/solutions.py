@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 
 from .detector import Detector
-from .errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 from .image_input import as_bgr8
 from .pose import PoseEstimator
 

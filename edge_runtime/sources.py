@@ -15,7 +15,9 @@ from typing import Iterator, List, Optional
 import cv2
 import numpy as np
 
-from .errors import EdgeposeError
+from edgepose.errors import BadImageError, EdgeposeError
+
+from .image_input import read_image
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".tif", ".tiff", ".webp", ".pgm",
                     ".ppm", ".pbm", ".pnm", ".pxm", ".jp2", ".sr", ".ras", ".exr", ".hdr", ".pic", ".avif"}
@@ -31,23 +33,6 @@ class Frame:
     image: np.ndarray          # as decoded: uint8/uint16, 1/3/4 channels
     name: str                  # file name (images) or "<stem>_<index>" (video)
     timestamp: Optional[float] = None   # seconds (video)
-
-
-def read_image(path: str) -> Optional[np.ndarray]:
-    """Decode an image file; None (never an exception) when it cannot be read."""
-    try:
-        data = np.fromfile(path, dtype=np.uint8)      # also works for non-ASCII paths
-    except (OSError, ValueError):
-        return None
-    if data.size == 0:
-        return None
-    try:
-        img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
-    except cv2.error:
-        return None
-    if img is None or img.size == 0:
-        return None
-    return img
 
 
 def is_image_file(path: str) -> bool:
@@ -110,8 +95,9 @@ class Source:
         if self.kind in ("image", "folder"):
             files = [self.spec] if self.kind == "image" else self._files
             for i, path in enumerate(files):
-                img = read_image(path)
-                if img is None:
+                try:
+                    img = read_image(path)
+                except BadImageError:
                     warn(f"{path}: cannot decode image (empty, corrupt or unsupported); skipped")
                     self.skipped.append(path)
                     continue

@@ -14,7 +14,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -68,7 +68,7 @@ def read_bgr(path: str) -> np.ndarray:
 
 def detector_inputs(images: Sequence[Tuple[str, str]], input_size: Tuple[int, int], family: str,
                     pad_value: int = 114, progress: Optional[Callable] = None) -> List[np.ndarray]:
-    from edge_runtime.preprocess import letterbox
+    from edgepose.runtime.preprocess import letterbox
 
     rule = "mmdet" if family == "rtmdet" else "yolox"
     wrap = progress or (lambda it, desc: it)
@@ -79,7 +79,7 @@ def pose_inputs(images: Sequence[Tuple[str, str]], input_size: Tuple[int, int],
                 detector=None, max_per_image: int = 4, min_score: float = 0.3, min_side: float = 32.0,
                 progress: Optional[Callable] = None) -> List[np.ndarray]:
     """Person crops (H, W, 3) uint8; `detector(image) -> (boxes xyxy, scores)`."""
-    from edge_runtime.preprocess import boxes_to_center_scale, crop_person
+    from edgepose.runtime.preprocess import boxes_to_center_scale, crop_person
 
     wrap = progress or (lambda it, desc: it)
     crops = []

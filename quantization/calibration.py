@@ -14,9 +14,9 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
-from .ncnn_io import Layer, NcnnModel
+from edgepose.ncnn_io import Layer, NcnnModel
 from .thresholds import NUM_BINS
 
 ACTIVATION_CALIBRATED = ("Convolution", "ConvolutionDepthWise", "InnerProduct")

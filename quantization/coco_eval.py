@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 # Same expressions as the official Params, so that thresholds compare bit-identically.
 IOU_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)
@@ -399,7 +399,7 @@ def _keypoint_summary(r: Dict[str, Any]) -> Dict[str, float]:
 
 
 def _sigmas(kind: str) -> np.ndarray:
-    from edge_runtime.keypoint_sets import get_keypoint_set
+    from edgepose.keypoint_sets import get_keypoint_set
     name = "coco17" if kind == "coco17" else "coco_wholebody133"
     return np.asarray(get_keypoint_set(name)["sigmas"], np.float64)
 

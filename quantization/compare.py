@@ -16,8 +16,10 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
-from edge_runtime.model_meta import FORMAT, ModelMeta, find_model, model_files
+from edgepose.runtime.image_input import as_bgr8, read_image
+
+from edgepose.errors import EdgeposeError
+from edgepose.model_meta import FORMAT, ModelMeta, find_model, model_files
 
 from . import agreement
 from .coco_eval import WHOLEBODY_FIELDS, evaluate_boxes, evaluate_keypoints
@@ -201,14 +203,6 @@ def load_dataset(data: str, max_images: Optional[int] = None) -> Dataset:
     return Dataset(items, gt_path, gt)
 
 
-def read_image(path: str) -> np.ndarray:
-    import cv2
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None:
-        raise EdgeposeError(f"{path}: cannot decode this image")
-    return img
-
-
 def _labelled_keypoints(a: Dict[str, Any]) -> bool:
     fields = ["keypoints"] + [f for _, f, _ in WHOLEBODY_FIELDS if f in a and f != "keypoints"]
     return any(np.any(np.asarray(a.get(f) or [0], float)[2::3] > 0) for f in fields)
@@ -285,7 +279,7 @@ def _pose_ap(dataset: Dataset, results: List[Dict[str, Any]], num_keypoints: int
 def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] = None,
                  threads: Optional[int] = None, progress: bool = True,
                  det_score: float = DET_SCORE_THR) -> Dict[str, Any]:
-    from edge_runtime.pose import PoseEstimator
+    from edgepose.runtime.pose import PoseEstimator
     estimators = {v.label: PoseEstimator(v.json_path, threads=threads, precision=v.run_precision)
                   for v in variants}
     ref = variants[0].label
@@ -295,7 +289,7 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
         raise EdgeposeError(f"the variants have different input sizes {sorted(sizes)}")
     detector = None
     if det:
-        from edge_runtime.detector import Detector
+        from edgepose.runtime.detector import Detector
         detector = Detector(det, threads=threads, precision="fp32")
     elif not dataset.labelled:
         raise EdgeposeError("unlabelled images need person boxes: give a detector with --det")
@@ -309,7 +303,7 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
     all_boxes: list = []
     warmed = False
     for item in _progress(dataset.images, len(dataset.images), "compare pose", progress):
-        image = read_image(item.path)
+        image = as_bgr8(read_image(item.path))
         if detector is not None:
             boxes, box_scores = detector(image)
             keep = box_scores >= det_score
@@ -365,7 +359,7 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
 
 def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optional[int] = None,
                      progress: bool = True) -> Dict[str, Any]:
-    from edge_runtime.detector import Detector
+    from edgepose.runtime.detector import Detector
     detectors = {v.label: Detector(v.json_path, threads=threads, precision=v.run_precision) for v in variants}
     ref = variants[0].label
     timers = {v.label: _Timer() for v in variants}
@@ -374,7 +368,7 @@ def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optiona
     counts = {v.label: 0 for v in variants}
     warmed = False
     for item in _progress(dataset.images, len(dataset.images), "compare detector", progress):
-        image = read_image(item.path)
+        image = as_bgr8(read_image(item.path))
         if not warmed:
             for d in detectors.values():
                 d(image)

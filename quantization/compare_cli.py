@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     import os
 
-    from edge_runtime.errors import EdgeposeError
+    from edgepose.errors import EdgeposeError
 
     from .compare import compare
 

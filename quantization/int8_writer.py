@@ -13,9 +13,9 @@ from typing import Dict, Iterable
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
-from .ncnn_io import RAW, Layer, NcnnModel, WeightBlob
+from edgepose.ncnn_io import RAW, Layer, NcnnModel, WeightBlob
 from .thresholds import float2int8, weight_scales
 
 

@@ -13,9 +13,9 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
-from .ncnn_io import Layer
+from edgepose.ncnn_io import Layer
 from .int8_writer import weight_levels
 from .thresholds import float2int8, weight_scales
 

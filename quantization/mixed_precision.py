@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .output_calibration import quantized_model
-from .ncnn_io import NcnnModel
+from edgepose.ncnn_io import NcnnModel
 from .sensitivity import Evaluator, Score
 
 

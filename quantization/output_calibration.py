@@ -27,11 +27,11 @@ from typing import Callable, Dict, Iterable, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 from .calibration import make_net, run_net
 from .layer_sim import layer_output, quantized_weights
-from .ncnn_io import RAW, Layer, NcnnModel, WeightBlob, write_model
+from edgepose.ncnn_io import RAW, Layer, NcnnModel, WeightBlob, write_model
 
 GRID_POINTS = 16            # candidate thresholds from absmax down to absmax / 2**(GRID_SPAN)
 GRID_SPAN = 6.0

@@ -15,13 +15,13 @@ from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
-from edge_runtime.model_meta import ModelMeta, find_model
+from edgepose.errors import EdgeposeError
+from edgepose.model_meta import ModelMeta, find_model
 
 from . import calib_data
 from .calibration import ACTIVATION_CALIBRATED, collect_stats, quantizable_layers
 from .mixed_precision import choose_float_layers, rank_layers
-from .ncnn_io import NcnnModel, read_model, write_model
+from edgepose.ncnn_io import NcnnModel, read_model, write_model
 from .output_calibration import calibrate_outputs, quantized_model
 from .sensitivity import Evaluator, float_gain, layer_sensitivity
 from .thresholds import METHODS, activation_scale
@@ -64,7 +64,7 @@ def _calibration_inputs(meta: ModelMeta, images, det_model: Optional[str], wrap,
         return calib_data.detector_inputs(images, size, family, int(det.get("pad_value", 114)), wrap)
     detector = None
     if det_model:
-        from edge_runtime.detector import Detector
+        from edgepose.runtime.detector import Detector
         detector = Detector(det_model, precision="fp32", threads=threads or 1)
     else:
         log("warning: no --det detector given: calibrating on whole-image crops, not person crops")

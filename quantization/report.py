@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 REPORT_FORMAT = "edgepose-compare/1"
 OUR_FILES = ("report.json", "report.md", "ap_per_part.png", "box_ap.png", "agreement_per_part.png",

@@ -19,12 +19,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from edge_runtime.model_meta import ModelMeta
+from edgepose.model_meta import ModelMeta
 
 from .agreement import argmax_agreement, simcc_bins
 from .calibration import make_net, run_net
 from .output_calibration import quantized_model
-from .ncnn_io import NcnnModel, write_model
+from edgepose.ncnn_io import NcnnModel, write_model
 
 
 @dataclass
@@ -77,7 +77,7 @@ CANDIDATE_SCORE = 0.05      # candidate detections down to the official test thr
 
 
 def _rtmdet_detections(meta: ModelMeta, outputs: Dict[str, np.ndarray], score_threshold: float):
-    from edge_runtime.detector import decode_rtmdet, nms
+    from edgepose.runtime.detector import decode_rtmdet, nms
 
     det = meta.detector or {}
     strides = [int(s) for s in det.get("strides") or (8, 16, 32)]

@@ -4,15 +4,11 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from helpers import REPO, shared_dir
+
 
 # Converted-model fixtures shared by all tests (wholebody_t_dir, body_t_dir, rtmdet_dir, ...).
 pytest_plugins = ["model_fixtures"]
-
-
-def shared_dir() -> Path:
-    """The read-only asset folder beside the checkout (override with EDGEPOSE_SHARED)."""
-    return Path(os.environ.get("EDGEPOSE_SHARED", REPO.parent / "shared")).resolve()
 
 
 def _load_benchmark_script(name: str):

@@ -2,7 +2,7 @@
 
 Each fixture converts a shared reference/detector ONNX once per test session into its
 own temporary folder and returns that folder (the metadata file is `<stem>.json` in it;
-`edge_runtime.model_meta.find_model(folder)` resolves it). The self-check is off here:
+`edgepose.model_meta.find_model(folder)` resolves it). The self-check is off here:
 tests/test_convert_*.py test it; these fixtures only provide models quickly.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ DETECTOR_ONNX = {
 
 
 def _converted(tmp_path_factory, shared: Path, rel: str, key: str, fp16: bool = False) -> Path:
-    from convert.api import convert
+    from edgepose.convert.api import convert
     out = tmp_path_factory.mktemp(key)
     convert(str(shared / rel), str(out), fp16=fp16, check=False, log=lambda _msg: None)
     return out

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Dict, List, Optional, Tuple
 
-from edge_runtime.errors import EdgeposeError
+from edgepose.errors import EdgeposeError
+from edgepose.keypoint_sets import SET_BY_COUNT
 
 # (deepen_factor, widen_factor) of the released sizes.
 SIZES = {
@@ -28,8 +29,6 @@ POSE_STD_RGB = (58.395, 57.12, 57.375)
 DET_MEAN_BGR = (103.53, 116.28, 123.675)
 DET_STD_BGR = (57.375, 57.12, 58.395)
 
-KEYPOINT_SET_BY_COUNT = {17: "coco17", 26: "halpe26", 133: "coco_wholebody133", 21: "hand21",
-                         106: "face106", 68: "face68"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def _pose(name: str, family: str, size: str, wh: Tuple[int, int], num_kp: int, c
     stem = config_path.rsplit("/", 1)[-1][:-3]
     return ArchSpec(name=name, task="pose", family=family, size=size, deepen_factor=d, widen_factor=w,
                     input_size=wh, official_config=stem, config_path=config_path, aliases=aliases,
-                    num_keypoints=num_kp, keypoint_set=KEYPOINT_SET_BY_COUNT[num_kp])
+                    num_keypoints=num_kp, keypoint_set=SET_BY_COUNT[num_kp])
 
 
 def _registry() -> List[ArchSpec]:
@@ -197,7 +196,7 @@ def get_spec(name: str) -> ArchSpec:
     if spec is None:
         # Zoo names map to a config in convert/zoo.json; resolve lazily (no cycle at import).
         try:
-            from convert.zoo import load_manifest
+            from edgepose.convert.zoo import load_manifest
             entry = load_manifest().get(name)
         except Exception:
             entry = None

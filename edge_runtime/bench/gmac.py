@@ -12,7 +12,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..model_meta import ModelMeta
+from edgepose.model_meta import ModelMeta
 
 # Layers whose multiply-accumulates dominate; element-wise work is left out, as
 # every published GMAC figure for these models does.
@@ -29,7 +29,7 @@ class LayerWork:
 
 def _param_layers(param_path: str):
     # The param reader lives with the quantizer; it is numpy-only, so boards can use it.
-    from quantization.ncnn_io import parse_param
+    from edgepose.ncnn_io import parse_param
 
     with open(param_path) as f:
         return parse_param(f.read(), origin=param_path).layers

@@ -17,7 +17,7 @@ from typing import Dict, Optional
 def measure_in_child(det_model: str, pose_model: str, precision: str, threads: int, image: str,
                      frames: int = 3, timeout: float = 600.0) -> Dict[str, Optional[float]]:
     """{"peak_rss_mb", "imports_rss_mb", "pipeline_mb"}; values None if the child failed."""
-    cmd = [sys.executable, "-m", "edge_runtime.bench.memory", "--det", det_model, "--pose", pose_model,
+    cmd = [sys.executable, "-m", "edgepose.runtime.bench.memory", "--det", det_model, "--pose", pose_model,
            "--precision", precision, "--threads", str(threads), "--image", image, "--frames", str(frames)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     if cv2.imdecode(numpy.frombuffer(encoded, numpy.uint8), cv2.IMREAD_COLOR) is None:
         print(f"{args.image}: not a readable image", file=sys.stderr)
         return 2
-    from ..errors import EdgeposeError
+    from edgepose.errors import EdgeposeError
 
     try:
         det, pose, _ = load_pipeline(args.det, args.pose, args.precision, args.threads)

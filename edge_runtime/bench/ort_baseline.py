@@ -16,8 +16,8 @@ import cv2
 import numpy as np
 
 from ..detector import decode_rtmdet, decode_yolox, nms
-from ..errors import EdgeposeError
-from ..model_meta import ModelMeta
+from edgepose.errors import EdgeposeError
+from edgepose.model_meta import ModelMeta
 from ..preprocess import boxes_to_center_scale, crop_person, input_to_image, letterbox, letterbox_size
 from ..simcc import decode_simcc
 from .timing import Slice, StageClock, row_summary, slice_runner

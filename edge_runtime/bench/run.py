@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..detector import Detector
-from ..errors import EdgeposeError
-from ..model_meta import ModelMeta, find_model
+from edgepose.errors import EdgeposeError
+from edgepose.model_meta import ModelMeta, find_model
 from . import device_info
 from .gmac import gmac
 from .pipeline import NCNN_STAGES, STAGES, load_pipeline, pipeline_row, pipeline_runner

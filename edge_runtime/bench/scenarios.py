@@ -7,7 +7,7 @@ from typing import List, Optional, Sequence
 
 import cv2
 
-from ..errors import EdgeposeError
+from edgepose.errors import EdgeposeError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # Real photos with people, from the project's shared assets, when they are beside the checkout.

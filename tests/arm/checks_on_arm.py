@@ -51,7 +51,7 @@ def test_every_runtime_module_imports_without_host_toolchain():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.splitlines()[-1])
-    assert "edge_runtime.pose" in report["modules"] and "edge_runtime.detector" in report["modules"]
+    assert "edgepose.runtime.pose" in report["modules"] and "edgepose.runtime.detector" in report["modules"]
     leaked = [m for m in report["loaded"] if m.split(".")[0] in HOST_TOOLCHAIN]
     assert not leaked, leaked
 

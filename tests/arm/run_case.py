@@ -32,7 +32,7 @@ def read_image(case_dir: str, rel: str) -> np.ndarray:
 
 
 def run_detector(case_dir: str, case: dict, precision: str) -> Dict[str, np.ndarray]:
-    from edge_runtime.detector import Detector
+    from edgepose.runtime.detector import Detector
     det = Detector(os.path.join(case_dir, case["detector"][precision]), threads=1, precision=precision)
     out: Dict[str, np.ndarray] = {}
     for i, rel in enumerate(case["images"]):
@@ -48,7 +48,7 @@ def run_detector(case_dir: str, case: dict, precision: str) -> Dict[str, np.ndar
 
 
 def run_pose(case_dir: str, case: dict, precision: str) -> Dict[str, np.ndarray]:
-    from edge_runtime.pose import PoseEstimator
+    from edgepose.runtime.pose import PoseEstimator
     pose = PoseEstimator(os.path.join(case_dir, case["pose"][precision]), threads=1, precision=precision)
     out: Dict[str, np.ndarray] = {}
     for i, rel in enumerate(case["images"]):

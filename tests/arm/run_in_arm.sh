@@ -11,7 +11,7 @@
 # The checkout is wheel-packaged on the host and installed (no dependencies: those are in the
 # cached root) into a folder of its own on PYTHONPATH, so the root is never modified here.
 # Example:
-#   tests/arm/run_in_arm.sh --cpu cortex-a76 -- python -c "import edge_runtime, ncnn; print(ncnn.cpu_support_arm_asimdhp())"
+#   tests/arm/run_in_arm.sh --cpu cortex-a76 -- python -c "import edgepose.runtime, ncnn; print(ncnn.cpu_support_arm_asimdhp())"
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"

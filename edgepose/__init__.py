@@ -1,0 +1,55 @@
+"""edgepose: RTMPose / DWPose / RTMW from PyTorch to phones and boards through ncnn.
+
+    from edgepose import Wholebody, PoseTracker
+    keypoints, scores = Wholebody(det="models/rtmdet-nano", pose="models/dwpose-t")(image)
+
+Layers: `edgepose.runtime` (the board: numpy + ncnn + OpenCV), `edgepose.convert` and
+`edgepose.quantization` (the host toolchain). This module holds only what all of them share
+and imports the runtime lazily, so `import edgepose` is instant and never loads torch.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import (BadArgumentError, BadImageError, BadModelError, EdgeposeError, InferenceError,
+                     ModelNotFoundError)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Body": "edgepose.runtime.solutions",
+    "Wholebody": "edgepose.runtime.solutions",
+    "Poses": "edgepose.runtime.solutions",
+    "Detector": "edgepose.runtime.detector",
+    "PoseEstimator": "edgepose.runtime.pose",
+    "PoseTracker": "edgepose.runtime.pose_tracker",
+    "TrackedPoses": "edgepose.runtime.pose_tracker",
+    "draw_mmpose": "edgepose.runtime.draw",
+    "draw_openpose": "edgepose.runtime.draw",
+    "ModelMeta": "edgepose.model_meta",
+    "find_model": "edgepose.model_meta",
+}
+
+__all__ = ["EdgeposeError", "ModelNotFoundError", "BadModelError", "BadImageError", "BadArgumentError",
+           "InferenceError", "__version__", *_LAZY]
+
+if TYPE_CHECKING:
+    from .model_meta import ModelMeta, find_model
+    from .runtime.detector import Detector
+    from .runtime.draw import draw_mmpose, draw_openpose
+    from .runtime.pose import PoseEstimator
+    from .runtime.pose_tracker import PoseTracker, TrackedPoses
+    from .runtime.solutions import Body, Poses, Wholebody
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'edgepose' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted(__all__)
