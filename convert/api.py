@@ -6,7 +6,6 @@ under temporary names, pass the self-check, and only then are renamed into place
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re

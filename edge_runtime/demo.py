@@ -19,7 +19,8 @@ import json
 import os
 from typing import Dict, Optional
 
-from edgepose.errors import BadArgumentError, EdgeposeError, ModelNotFoundError, OfflineError
+from edgepose.errors import (BadArgumentError, BadImageError, EdgeposeError, ModelNotFoundError, OfflineError,
+                             with_context)
 from edgepose.files import cache_dir
 
 DEFAULT_POSE = "dwpose-t"
@@ -103,29 +104,29 @@ def prepare_model(given: Optional[str], zoo_name: str, flag: str, task: str) -> 
     """A converted model path for `given` (a path) or, if None, the zoo model `zoo_name`."""
     if given is not None:
         if not os.path.exists(given):
-            raise EdgeposeError(f"{flag} {given}: no such file or folder")
+            raise ModelNotFoundError(f"{flag} {given}: no such file or folder")
         if _is_converted(given):
             return given
         ext = os.path.splitext(given)[1].lower()
         if ext not in (".pth", ".pt", ".onnx"):
-            raise EdgeposeError(f"{flag} {given}: expected a converted model folder/.json, or a .pth/.onnx to convert")
+            raise BadArgumentError(f"{flag} {given}: expected a converted model folder/.json, or a .pth/.onnx to convert")
         return _convert_cached(given, flag)
     try:
         from edgepose.convert import zoo
     except ModuleNotFoundError:
-        raise EdgeposeError(f"no {task} model: the model zoo (convert package) is not installed; "
+        raise ModelNotFoundError(f"no {task} model: the model zoo (convert package) is not installed; "
                             f"pass {flag} with a converted model folder") from None
     try:
         entry = zoo.resolve(zoo_name)
         target = os.path.join(zoo.cache_dir(), entry["file"])
     except EdgeposeError as e:
-        raise EdgeposeError(f"{flag}: {e}") from None
+        raise with_context(e, f"{flag}: ") from None
     if not os.path.isfile(target):
         try:
             zoo.fetch(zoo_name)
         except OfflineError as e:
             why = e.reason.rstrip(". ")
-            raise EdgeposeError(
+            raise ModelNotFoundError(
                 f"no {task} model: {why}. Place that file at {target}, "
                 f"or pass {flag} with a local .pth/.onnx file or a converted model folder") from None
     return _convert_cached(target, flag)
@@ -136,9 +137,9 @@ def main(args) -> int:
 
     source = args.input
     if source is None:
-        raise EdgeposeError("no input: pass --input IMAGE_OR_VIDEO (a photo or clip with people)")
+        raise BadArgumentError("no input: pass --input IMAGE_OR_VIDEO (a photo or clip with people)")
     if not os.path.exists(source):
-        raise EdgeposeError(f"--input {source}: no such file")
+        raise BadImageError(f"--input {source}: no such file")
     # Report every missing model at once: an offline user fixes both in one go.
     found, problems = {}, []
     for key, given, zoo_name, flag, task in (("pose", args.pose, args.model, "--pose", "pose"),
@@ -146,9 +147,12 @@ def main(args) -> int:
         try:
             found[key] = prepare_model(given, zoo_name, flag, task)
         except EdgeposeError as e:
-            problems.append(str(e))
+            problems.append(e)
     if problems:
-        raise EdgeposeError(" | ".join(problems))
+        # Report every missing model at once, with the first problem's class and code.
+        combined = with_context(problems[0], "")
+        combined.args = (" | ".join(str(p) for p in problems),)
+        raise combined
     pose, det = found["pose"], found["det"]
     run_args = argparse.Namespace(
         source=source, det=det, pose=pose, precision=args.precision, threads=args.threads, det_every=5,

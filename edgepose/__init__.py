@@ -34,13 +34,13 @@ _LAZY = {
 __all__ = ["EdgeposeError", "ModelNotFoundError", "BadModelError", "BadImageError", "BadArgumentError",
            "InferenceError", "__version__", *_LAZY]
 
-if TYPE_CHECKING:
-    from .model_meta import ModelMeta, find_model
-    from .runtime.detector import Detector
-    from .runtime.draw import draw_mmpose, draw_openpose
-    from .runtime.pose import PoseEstimator
-    from .runtime.pose_tracker import PoseTracker, TrackedPoses
-    from .runtime.solutions import Body, Poses, Wholebody
+if TYPE_CHECKING:  # names for type checkers; at run time __getattr__ loads them on first use
+    from .model_meta import ModelMeta, find_model  # noqa: F401
+    from .runtime.detector import Detector  # noqa: F401
+    from .runtime.draw import draw_mmpose, draw_openpose  # noqa: F401
+    from .runtime.pose import PoseEstimator  # noqa: F401
+    from .runtime.pose_tracker import PoseTracker, TrackedPoses  # noqa: F401
+    from .runtime.solutions import Body, Poses, Wholebody  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -57,7 +57,7 @@ class MissingExtraError(EdgeposeError):
     code = ERR_BAD_ARGUMENT
 
     def __init__(self, command: str, missing: str, extra: str = "convert"):
-        super().__init__(f"`edgepose {command}` needs the host toolchain ({missing} is not installed): "
+        super().__init__(f"this command needs the host toolchain ({missing} is not installed): "
                          f'pip install "edgepose[{extra}]"')
         self.missing = missing
         self.extra = extra

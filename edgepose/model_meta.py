@@ -11,7 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .errors import BadModelError, EdgeposeError, ModelNotFoundError, WrongTaskError
+from .errors import EdgeposeError, ModelNotFoundError, WrongTaskError
 
 FORMAT = "edgepose-model/1"
 

@@ -7,6 +7,8 @@ tests/test_convert_*.py test it; these fixtures only provide models quickly.
 """
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,11 +25,29 @@ DETECTOR_ONNX = {
 }
 
 
-def _converted(tmp_path_factory, shared: Path, rel: str, key: str, fp16: bool = False) -> Path:
+# Folders made once by `python tests/model_fixtures.py DIR` on a host, for runs without the host
+# toolchain (CI's board-install run): EDGEPOSE_TEST_MODELS=DIR makes the fixtures use them.
+PREBUILT_ENV = "EDGEPOSE_TEST_MODELS"
+BOARD_MODELS = {"wholebody_t": (POSE_ONNX["wholebody_t"], False), "wholebody_t_fp16": (POSE_ONNX["wholebody_t"], True),
+                "body_t": (POSE_ONNX["body_t"], False), "rtmdet": (DETECTOR_ONNX["rtmdet"], False),
+                "rtmdet_mmdeploy": (DETECTOR_ONNX["rtmdet_mmdeploy"], False), "yolox": (DETECTOR_ONNX["yolox"], False)}
+
+
+def convert_into(shared: Path, rel: str, out: Path, fp16: bool = False) -> Path:
     from edgepose.convert.api import convert
-    out = tmp_path_factory.mktemp(key)
     convert(str(shared / rel), str(out), fp16=fp16, check=False, log=lambda _msg: None)
     return out
+
+
+def _converted(tmp_path_factory, shared: Path, rel: str, key: str, fp16: bool = False) -> Path:
+    prebuilt = os.environ.get(PREBUILT_ENV)
+    if prebuilt:
+        folder = Path(prebuilt) / key
+        if not any(folder.glob("*.json")):
+            pytest.fail(f"{folder}: no pre-converted {key} model ({PREBUILT_ENV} is set; make the folder with "
+                        f"`python tests/model_fixtures.py {prebuilt}` on a host)")
+        return folder
+    return convert_into(shared, rel, tmp_path_factory.mktemp(key), fp16)
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +96,13 @@ def wholebody_t_pth_dir(tmp_path_factory, shared) -> Path:
 def body_t_pth_dir(tmp_path_factory, shared) -> Path:
     """The body8 t model converted from its official-layout .pth (torch path)."""
     return _converted(tmp_path_factory, shared, f"{REFERENCE}/rtmpose-t_body8_256x192.pth", "body_t_pth")
+
+
+if __name__ == "__main__":
+    # python tests/model_fixtures.py DIR: the models the runtime tests use, converted on this host.
+    from helpers import shared_dir
+
+    root = Path(sys.argv[1])
+    for key, (rel, fp16) in BOARD_MODELS.items():
+        convert_into(shared_dir(), rel, root / key, fp16)
+        print(f"{root / key}: {key}")

@@ -66,16 +66,9 @@ arm_chroot() {
             /usr/sbin/chroot "$root" "$@"
 }
 
-# arm_build_wheel REPO OUTDIR: the package is pure Python, so its wheel is built on the host,
-# from a copy (setuptools writes build/ and *.egg-info beside the sources; the checkout stays clean).
+# arm_build_wheel REPO OUTDIR: the package is pure Python, so its wheel is built on the host, the
+# way a user's pip builds it (tests/build_wheel.sh; EDGEPOSE_WHEEL reuses one built wheel).
 arm_build_wheel() {
-    local repo="$1" out="$2" src
-    src="$(mktemp -d)"
-    cp -r "$repo/pyproject.toml" "$repo/edge_runtime" "$repo/convert" "$repo/quantization" "$src/"
-    find "$src" -name __pycache__ -prune -exec rm -rf {} +
-    # pyproject names README.md as the long description; an unfinished checkout may lack it.
-    if [ -f "$repo/README.md" ]; then cp "$repo/README.md" "$src/"; else : > "$src/README.md"; fi
-    python3 -m pip wheel -q --no-deps --no-build-isolation -w "$out" "$src" >&2 \
-        || { rm -rf "$src"; arm_die "building the edgepose wheel from $repo failed"; }
-    rm -rf "$src"
+    local repo="$1" out="$2"
+    bash "$repo/tests/build_wheel.sh" "$out" >/dev/null || arm_die "building the edgepose wheel from $repo failed"
 }

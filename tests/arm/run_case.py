@@ -5,7 +5,7 @@ detector and the pose model at each precision listed there ({"detector"|"pose": 
 model folder relative to the case}}) and returns flat arrays, so the
 two machines' results can be compared key by key. Pose runs on the boxes stored in the case
 (the x86 fp32 detections), so a pose difference is the pose model's, not the detector's.
-Only the board runtime is used here (edge_runtime + numpy + OpenCV).
+Only the board runtime is used here (edgepose.runtime + numpy + OpenCV).
 """
 from __future__ import annotations
 

@@ -8,7 +8,6 @@ import pytest
 from edgepose.convert import fold_input, selfcheck
 from edgepose.convert.fp16_mask import FP32_FEATMASK
 from edgepose.ncnn_io import read_model
-from edgepose.model_meta import ModelMeta, find_model
 from helpers import _meta, official_parity
 
 REF = "reference/official"

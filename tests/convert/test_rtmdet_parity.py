@@ -8,11 +8,10 @@ import onnx
 import onnxruntime as ort
 import cv2
 
-from onnx import numpy_helper  # noqa: E402
 
 from edgepose.convert.models.configs import get_spec  # noqa: E402
 from edgepose.convert.models.rtmdet import build_rtmdet  # noqa: E402
-from helpers import ONNX_REL, load_fused_onnx, onnx_module_path
+from helpers import ONNX_REL, load_fused_onnx
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

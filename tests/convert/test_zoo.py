@@ -3,7 +3,6 @@ Network use is limited to a server on 127.0.0.1 started here."""
 import hashlib
 import http.server
 import os
-import socket
 import threading
 import time
 

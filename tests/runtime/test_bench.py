@@ -4,7 +4,6 @@ import statistics
 
 import cv2
 import numpy as np
-import onnx
 import pytest
 
 from edgepose.runtime.bench.gmac import gmac
@@ -15,10 +14,14 @@ from edgepose.runtime.detector import Detector
 from edgepose.model_meta import ModelMeta, find_model
 from edgepose.runtime.pose import PoseEstimator
 
+# The ONNX Runtime baseline and the independent ONNX count need the host packages.
+pytestmark = pytest.mark.host
+
 
 def onnx_gmac(path) -> float:
     """Independent count on the ONNX graph: Conv, Gemm and MatMul multiply-accumulates, with
     the tensor shapes of one onnxruntime run."""
+    import onnx
     import onnxruntime as ort
 
     model = onnx.load(str(path))

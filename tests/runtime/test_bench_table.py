@@ -4,6 +4,8 @@ import statistics
 
 import pytest
 
+pytestmark = pytest.mark.host   # references: rtmlib / onnxruntime / quantization
+
 
 def _spread(values):
     return 100.0 * (max(values) - min(values)) / statistics.median(values)

@@ -148,6 +148,7 @@ def test_street_crowd_video_all_frames(shared, rtmdet_dir, wholebody_t_dir, tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.host
 def test_demo_converts_local_onnx_files_once(shared, tmp_path, capsys, monkeypatch):
     """`edgepose demo --det X.onnx --pose Y.onnx`: converted into the cache, reused the second time."""
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))

@@ -15,7 +15,6 @@ from edgepose.runtime.ncnn_model import NcnnModel
 from edgepose.runtime.pose import PoseEstimator
 from edgepose.runtime.solutions import Body, Poses, Wholebody
 
-import onnxruntime as ort
 
 COCO = "data/coco_kp17_val2017_merged"
 IMAGES = ["000000000785.jpg", "000000001000.jpg", "000000034417.jpg"]
@@ -24,6 +23,7 @@ DET_MEAN, DET_STD = np.array([103.53, 116.28, 123.675]), np.array([57.375, 57.12
 
 
 def ort_options():
+    import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1   # the test machines are shared
     return opts
@@ -67,7 +67,10 @@ def body_pose(body_t_dir):
     return PoseEstimator(body_t_dir, precision="fp32", threads=1)
 
 
+@pytest.mark.host
 def test_pose_matches_official_math_on_onnxruntime(shared, body_pose):
+    import onnxruntime as ort
+
     sess = ort.InferenceSession(str(shared / "reference/official/rtmpose-t_body8_256x192.onnx"),
                                 providers=["CPUExecutionProvider"], sess_options=ort_options())
     n = 0
@@ -120,7 +123,10 @@ def ort_end2end(session, img, letterbox):
     return d[:, :4] / np.array([fx, fy, fx, fy]), d[:, 4]
 
 
+@pytest.mark.host
 def test_rtmdet_matches_deploy_onnx_with_its_own_nms(shared, rtmdet_mmdeploy_dir):
+    import onnxruntime as ort
+
     from edgepose.runtime.preprocess import letterbox
     det = Detector(rtmdet_mmdeploy_dir, precision="fp32", score_threshold=0.05, threads=1)
     assert (det.family, det.nms_iou, det.input_size) == ("rtmdet", 0.6, (320, 320))
@@ -144,7 +150,10 @@ def test_rtmdet_matches_deploy_onnx_with_its_own_nms(shared, rtmdet_mmdeploy_dir
     assert np.abs(boxes[0] - [280, 42, 493, 378]).max() < 10
 
 
+@pytest.mark.host
 def test_yolox_finds_the_person(shared, yolox_dir):
+    import onnxruntime as ort
+
     det = Detector(yolox_dir, precision="fp32", threads=1)
     assert det.family == "yolox" and det.input_size == (416, 416)
     img = coco_image(shared, "000000000785.jpg")
@@ -168,13 +177,24 @@ def body(body_t_dir, rtmdet_mmdeploy_dir):
     return Body(det=rtmdet_mmdeploy_dir, pose=body_t_dir, precision="fp32", threads=1)
 
 
-def test_body_solution_shapes(shared, body):
+def test_body_solution_is_the_detector_then_the_pose_model(shared, body, body_t_dir, rtmdet_mmdeploy_dir):
+    from edgepose.runtime.preprocess import boxes_to_center_scale
     img = coco_image(shared, "000000001000.jpg")
     poses = body.infer(img)
     assert isinstance(poses, Poses) and len(poses) > 2
     kp, sc = body(img)
-    assert np.array_equal(kp, poses.keypoints) and kp.shape == (len(poses), 17, 2)
-    assert poses.boxes.shape == (len(poses), 4) and poses.box_scores.min() >= 0.3   # person threshold
+    assert np.array_equal(kp, poses.keypoints) and np.array_equal(sc, poses.scores)
+    # The same as running the two models by hand, bit for bit.
+    boxes, box_scores = Detector(rtmdet_mmdeploy_dir, precision="fp32", threads=1)(img)
+    hand_kp, hand_sc = PoseEstimator(body_t_dir, precision="fp32", threads=1)(img, boxes)
+    assert np.array_equal(boxes, poses.boxes) and np.array_equal(box_scores, poses.box_scores)
+    assert np.array_equal(hand_kp, kp) and np.array_equal(hand_sc, sc)
+    assert box_scores.min() >= 0.3 and np.all(np.diff(box_scores) <= 0)     # person threshold, best first
+    # SimCC maps every keypoint into its person's crop: the box grown by the official 1.25 padding.
+    center, scale = boxes_to_center_scale(poses.boxes, (192, 256))
+    lo, hi = center - scale / 2, center + scale / 2
+    assert np.all(kp >= lo[:, None] - 1) and np.all(kp <= hi[:, None] + 1)
+    assert kp.shape == (len(poses), 17, 2) and kp.dtype == np.float32
 
 
 def test_wholebody_solution(shared, wholebody_t_dir, rtmdet_mmdeploy_dir, body_t_dir):

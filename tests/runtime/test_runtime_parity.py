@@ -5,6 +5,8 @@ Slow (minutes): `pytest -m slow tests/test_runtime_parity.py`. Needs rtmlib (ins
 """
 import pytest
 
+pytestmark = pytest.mark.host   # references: rtmlib / onnxruntime / quantization
+
 
 @pytest.mark.slow
 def test_detector_ap_matches_onnxruntime(shared, rtmdet_mmdeploy_dir, benchmark_script):
