@@ -1,8 +1,9 @@
 """After writing a model, run the source and the ncnn model on real images and compare.
 
-Pose models see person crops from the COCO ground-truth boxes in the shared data
-folder; detectors see whole images, letterboxed. Without the shared folder the user's
-images (`--check-images DIR`) are used, else a seeded synthetic image (said so).
+The inputs come from `--check-images DIR`: a COCO keypoint folder (a `person_keypoints*.json`
+beside its images) gives pose models person crops from the ground-truth boxes and detectors whole
+images, letterboxed; any other folder of images is letterboxed as it is. Without it a seeded
+synthetic image is used, and the result line says so.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -29,16 +30,19 @@ FP32_MIN_ARGMAX = 0.99
 FP16_MIN_WITHIN_ONE = 0.99
 FP16_MAX_REL = 5e-2
 
-COCO_KP_DIR = "data/coco_kp17_val2017_merged"
-COCO_KP_JSON = "person_keypoints_val2017_merged.json"
-
 IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def shared_dir() -> Optional[Path]:
-    env = os.environ.get("EDGEPOSE_SHARED")
-    cand = Path(env) if env else Path(__file__).resolve().parent.parent.parent / "shared"
-    return cand if (cand / "README.md").is_file() else None
+def coco_keypoint_folder(folder: str) -> Optional[Tuple[Path, Path]]:
+    """(annotation json, image folder) when `folder` is a COCO keypoint set, else None."""
+    root = Path(folder)
+    jsons = sorted(root.glob("person_keypoints*.json"))
+    if not jsons:
+        return None
+    for images in (root / "val2017", root / "images", root):
+        if images.is_dir() and any(f.suffix.lower() in IMAGE_EXT for f in images.iterdir()):
+            return jsons[0], images
+    return None
 
 
 @dataclass
@@ -102,15 +106,15 @@ def _read(path: str) -> np.ndarray:
     return img
 
 
-def coco_person_crops(root: Path, out_w: int, out_h: int, count: int) -> List[np.ndarray]:
-    with open(root / COCO_KP_JSON) as f:
+def coco_person_crops(annotations: Path, images: Path, out_w: int, out_h: int, count: int) -> List[np.ndarray]:
+    with open(annotations) as f:
         coco = json.load(f)
     files = {im["id"]: im["file_name"] for im in coco["images"]}
     anns = [a for a in coco["annotations"]
             if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0 and min(a["bbox"][2:]) >= 32]
     crops = []
     for a in anns[:count]:
-        img = _read(str(root / "val2017" / files[a["image_id"]]))
+        img = _read(str(images / files[a["image_id"]]))
         crops.append(warp_box(img, a["bbox"], out_w, out_h))
     return crops
 
@@ -136,17 +140,13 @@ def check_inputs(task: str, w: int, h: int, pad_value: int, images_dir: Optional
                  ) -> tuple:
     """Raw BGR uint8 images of the model's input size, and a phrase saying what they are."""
     if images_dir:
-        imgs = folder_images(images_dir, POSE_CROPS if task == "pose" else DETECT_IMAGES)
-        return [letterbox(im, w, h, pad_value) for im in imgs], f"images from {images_dir}"
-    root = shared_dir()
-    if root is not None and (root / COCO_KP_DIR / COCO_KP_JSON).is_file():
-        kp = root / COCO_KP_DIR
-        if task == "pose":
-            return coco_person_crops(kp, w, h, POSE_CROPS), "COCO person crops"
-        names = sorted(os.listdir(kp / "val2017"))[:DETECT_IMAGES]
-        return [letterbox(_read(str(kp / "val2017" / n)), w, h, pad_value) for n in names], \
-            "COCO images (letterboxed)"
-    return [synthetic_image(w, h)], "synthetic image (no shared data found; pass --check-images DIR)"
+        coco = coco_keypoint_folder(images_dir) if os.path.isdir(images_dir) else None
+        if coco is not None and task == "pose":
+            return coco_person_crops(*coco, w, h, POSE_CROPS), f"COCO person crops from {images_dir}"
+        source = str(coco[1]) if coco is not None else images_dir
+        imgs = folder_images(source, POSE_CROPS if task == "pose" else DETECT_IMAGES)
+        return [letterbox(im, w, h, pad_value) for im in imgs], f"images from {source}"
+    return [synthetic_image(w, h)], "synthetic image (pass --check-images DIR for real ones)"
 
 
 # -- running -------------------------------------------------------------------------

@@ -36,7 +36,8 @@ def test_cli_converts_pth_with_named_config_and_prints_self_check(tmp_path, shar
     from edgepose.cli import main
     src = shared / REF / "rtmpose-t_body8_256x192.pth"
     rc = main(["convert", str(src), "-o", str(tmp_path / "out"), "--config",
-               "rtmpose-t_8xb256-420e_body8-256x192", "--name", "body"])
+               "rtmpose-t_8xb256-420e_body8-256x192", "--name", "body",
+               "--check-images", str(shared / "data/coco_kp17_val2017_merged")])
     out = capsys.readouterr().out
     assert rc == 0
     assert "self-check on 8 COCO person crops" in out and "argmax agreement 100.0%" in out and "OK" in out

@@ -149,8 +149,9 @@ def test_detector_metadata_and_raw_outputs_match_onnxruntime(fixture, request, s
         assert meta.output_blobs == {"output": "out0"} and meta.detector["num_classes"] == 80
     src = onnx_source.inspect(str(shared / rel))
     reference = api._ort_reference(src.reference_model, src)
-    images, phrase = selfcheck.check_inputs("detect", w, h, 114, None)
-    assert phrase.startswith("COCO")
+    coco = shared / "data/coco_kp17_val2017_merged"
+    images, phrase = selfcheck.check_inputs("detect", w, h, 114, str(coco))
+    assert phrase == f"images from {coco / 'val2017'}"
     roles = list(src.output_roles)
     result = selfcheck.compare(reference, meta.param_path(path), meta.bin_path(path), meta.input_blob,
                                [meta.output_blobs[r] for r in roles], images, phrase, pose=False, fp16=False)

@@ -8,16 +8,18 @@ from edgepose.convert import selfcheck
 from edgepose.cli import main
 
 
-def test_pose_check_uses_real_person_crops(shared):
-    images, phrase = selfcheck.check_inputs("pose", 192, 256, 114, None)
-    assert phrase == "COCO person crops" and len(images) == selfcheck.POSE_CROPS
+def test_pose_check_uses_real_person_crops_from_a_coco_folder(shared):
+    coco = shared / "data/coco_kp17_val2017_merged"
+    images, phrase = selfcheck.check_inputs("pose", 192, 256, 114, str(coco))
+    assert phrase == f"COCO person crops from {coco}" and len(images) == selfcheck.POSE_CROPS
     assert all(im.shape == (256, 192, 3) and im.dtype == np.uint8 for im in images)
     assert all(im.std() > 10 for im in images)      # real content, not a blank canvas
 
 
-def test_without_shared_data_uses_user_images_or_says_synthetic(tmp_path, monkeypatch, shared):
+def test_without_check_images_says_synthetic_and_user_images_are_used(tmp_path, monkeypatch, shared):
     import cv2
-    monkeypatch.setenv("EDGEPOSE_SHARED", str(tmp_path / "nowhere"))
+    # Installed code never looks for the development checkout's data, whatever the environment says.
+    monkeypatch.setenv("EDGEPOSE_SHARED", str(shared))
     images, phrase = selfcheck.check_inputs("detect", 320, 320, 114, None)
     assert "synthetic" in phrase and "--check-images" in phrase and len(images) == 1
     mine = tmp_path / "mine"
