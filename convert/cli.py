@@ -43,7 +43,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-check", dest="check", action="store_false",
                         help="skip the self-check against the source model")
     parser.add_argument("--check-images", default=None, metavar="DIR",
-                        help="images for the self-check: a folder of photos, or a COCO keypoint folder (person_keypoints*.json + its images: pose models then see person crops); default: a synthetic image")
+                        help="images for the self-check: a folder of photos, or a COCO keypoint folder "
+                             "(person_keypoints*.json + its images: pose models then see person crops); "
+                             "default: a synthetic image")
 
 
 def main(args) -> int:
