@@ -14,7 +14,10 @@ ARCH="${1:-host}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${EDGEPOSE_CACHE:-$HOME/.cache/edgepose}"
 JOBS="${EDGEPOSE_JOBS:-2}"
-VERSION="${NCNN_VERSION:-$(python3 -c 'import importlib.metadata as m; print(m.version("ncnn"))')}"
+# The C++ library is built at the version of the ncnn wheel the Python runtime uses, so both agree.
+VERSION="${NCNN_VERSION:-$(python3 -c 'import importlib.metadata as m; print(m.version("ncnn"))' 2>/dev/null || true)}"
+[ -n "$VERSION" ] || { echo "build_ncnn.sh: python3 has no ncnn package to take the version from: install edgepose" \
+    "first (pip install -e . from the checkout, which pulls ncnn) or set NCNN_VERSION=X.Y.Z" >&2; exit 2; }
 
 case "$ARCH" in
   host) ARCH_TAG="$(uname -m)" ;;
