@@ -2,7 +2,7 @@
 in a fresh process: in the bench process every configuration is loaded at once and freed
 memory is reused, so its peak says little about what one configuration needs on a board.
 
-    python -m edge_runtime.bench.memory --det D --pose P --precision fp32 --threads 1 --image crowd.jpg
+    python -m edgepose.runtime.bench.memory --det D --pose P --precision fp32 --threads 1 --image crowd.jpg
 prints {"peak_rss_mb": ..., "imports_rss_mb": ...} as JSON.
 """
 from __future__ import annotations

@@ -190,7 +190,7 @@ def test_bench_runs_on_emulated_arm64_and_reports_that_cpu(arm_case, cpu):
     from the process's HWCAP, as ncnn sees it), not the x86 host's /proc/cpuinfo."""
     out = f"bench-{cpu}"
     cmd = ["bash", str(ARM_DIR / "run_in_arm.sh"), "--cpu", cpu, "--bind", f"{arm_case}:{GUEST_CASE}",
-           "--", "python", "-m", "edgepose.runtime", "bench", "--det", f"{GUEST_CASE}/models/det",
+           "--", "python", "-m", "edgepose", "bench", "--det", f"{GUEST_CASE}/models/det",
            "--pose", f"{GUEST_CASE}/models/pose", "--precision", "fp32", "--threads", "1", "--frames", "2",
            "--warmup", "1", "--persons", "1", "--images", f"{GUEST_CASE}/images", "--no-baseline",
            "-o", f"{GUEST_CASE}/{out}"]
