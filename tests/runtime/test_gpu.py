@@ -202,3 +202,22 @@ def test_cli_run_on_gpu_prints_the_device_and_matches_cpu(gpu, rtmdet_dir, whole
         ka, kb = (np.array(x["keypoints"]).reshape(-1, 3)[:, :2] for x in (a, b))
         near.append(np.linalg.norm(ka - kb, axis=1) <= 0.5)
     assert np.concatenate(near).mean() > 0.99   # the rest: SimCC ties of the random weights
+
+
+def test_bench_has_gpu_rows_beside_cpu_rows(gpu, rtmdet_dir, body_t_dir, tmp_path):
+    from edgepose.runtime.bench.report import markdown, table_lines
+    from edgepose.runtime.bench.run import bench
+    image = str(shared_dir() / "data/coco_wholebody_val_gt/images/000000000785.jpg")
+    report = bench([str(rtmdet_dir)], [str(body_t_dir)], [image], precisions=["fp32", "int8"], threads=[1],
+                   targets=(1,), frames=2, warmup=1, rounds=1, baseline=False, memory=False,
+                   devices=["cpu", "gpu"], log=lambda _m: None)
+    cpu_rows = [r for r in report["rows"] if r["device"] == "cpu"]
+    gpu_rows = [r for r in report["rows"] if r["device"] != "cpu"]
+    assert len(cpu_rows) == len(gpu_rows) == 1
+    g = gpu_rows[0]
+    assert g["device"] == f"gpu {gpu.name}" and g["precision"] == "fp32"
+    assert g["upload_download_ms"] > 0 and set(g["upload_download_ms_per_model"]) == {"detect", "pose"}
+    assert g["upload_download_ms"] < g["stages_ms"]["total"]["p50"]
+    assert cpu_rows[0].get("upload_download_ms") is None
+    assert any(gpu.name in line for line in table_lines(report["rows"]))
+    assert "software Vulkan" in markdown(report) or "llvmpipe" not in gpu.name
