@@ -221,3 +221,16 @@ def test_bench_has_gpu_rows_beside_cpu_rows(gpu, rtmdet_dir, body_t_dir, tmp_pat
     assert cpu_rows[0].get("upload_download_ms") is None
     assert any(gpu.name in line for line in table_lines(report["rows"]))
     assert "software Vulkan" in markdown(report) or "llvmpipe" not in gpu.name
+
+
+def test_pose_tracker_on_gpu_follows_the_cpu(gpu, rtmdet_dir, body_t_dir, parity):
+    from edgepose.runtime.pose_tracker import PoseTracker
+    img = cv2.imread(parity.example_images()[4])
+    on_gpu = PoseTracker.load(str(rtmdet_dir), str(body_t_dir), device="gpu", precision="fp32", det_every=2)
+    on_cpu = PoseTracker.load(str(rtmdet_dir), str(body_t_dir), device="cpu", precision="fp32", det_every=2)
+    assert on_gpu.device == gpu.describe() and on_cpu.device == "cpu"
+    for _ in range(3):
+        a, b = on_cpu(img), on_gpu(img)
+        assert len(a) == len(b) > 0
+        assert np.abs(a.boxes - b.boxes).max() < 0.5
+        assert (np.linalg.norm(a.keypoints - b.keypoints, axis=2) <= 0.5).mean() > 0.99
