@@ -12,13 +12,16 @@ Capabilities (fp16/int8 storage and arithmetic) are what ncnn itself decides for
 a probe net asks for everything and reads back the options ncnn kept after sanitising them
 against the device (the Python binding does not expose GpuInfo's support_* queries).
 
-EDGEPOSE_VULKAN_LOADER names the loader library to look for (default: libvulkan.so.1, the name
-ncnn's loader opens); pointing it to a missing file tests the no-loader path.
+The loader check looks for the library ncnn's own minimal loader (simplevk) opens: the file
+NCNN_VULKAN_DRIVER names, else libvulkan.so / libvulkan.so.1 (Linux), libvulkan.dylib /
+libvulkan.1.dylib (macOS), vulkan-1.dll (Windows). EDGEPOSE_VULKAN_LOADER replaces that list by
+one name; pointing it to a missing file tests the no-loader path.
 """
 from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from typing import List, Optional
@@ -26,7 +29,12 @@ from typing import List, Optional
 from edgepose.errors import BadDeviceError, GpuOutOfMemoryError, NoGpuError, NoVulkanLoaderError
 
 DEVICE_TYPES = {0: "discrete", 1: "integrated", 2: "virtual", 3: "cpu"}
-DEFAULT_LOADER = "libvulkan.so.1"
+if sys.platform == "darwin":
+    LOADER_NAMES = ("libvulkan.dylib", "libvulkan.1.dylib")
+elif sys.platform == "win32":
+    LOADER_NAMES = ("vulkan-1.dll",)
+else:
+    LOADER_NAMES = ("libvulkan.so", "libvulkan.so.1")
 # ncnn's Layer::forward returns -100 when an allocation fails (its blob allocators give null).
 NCNN_ALLOC_FAILED = -100
 # Weights on the device plus the largest activations and staging buffers: a model needs a
@@ -74,13 +82,19 @@ def parse_device(device: Optional[str]) -> Optional[int]:
     raise BadDeviceError(f"device must be 'cpu', 'gpu' or 'gpu:N' (N a Vulkan device index), got {device!r}")
 
 
+def loader_names() -> tuple:
+    chosen = os.environ.get("EDGEPOSE_VULKAN_LOADER") or os.environ.get("NCNN_VULKAN_DRIVER")
+    return (chosen,) if chosen else LOADER_NAMES
+
+
 def vulkan_loader_present() -> bool:
-    name = os.environ.get("EDGEPOSE_VULKAN_LOADER") or DEFAULT_LOADER
-    try:
-        ctypes.CDLL(name)
-    except OSError:
-        return False
-    return True
+    for name in loader_names():
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            continue
+        return True
+    return False
 
 
 def _probe(ncnn, index: int) -> GpuDevice:
@@ -132,8 +146,7 @@ def select_device(device: Optional[str]) -> Optional[GpuDevice]:
         return None
     if not vulkan_loader_present():
         raise NoVulkanLoaderError(
-            f"device {device!r}: no Vulkan loader ({os.environ.get('EDGEPOSE_VULKAN_LOADER') or DEFAULT_LOADER} "
-            f"not found); install the GPU driver's Vulkan support (Debian/Ubuntu: libvulkan1 plus a driver, "
+            f"device {device!r}: no Vulkan loader ({' / '.join(loader_names())} not found); install the GPU driver's Vulkan support (Debian/Ubuntu: libvulkan1 plus a driver, "
             f"Jetson: the L4T graphics libraries) or use device='cpu'")
     import ncnn
     count = int(ncnn.get_gpu_count())
