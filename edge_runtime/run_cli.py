@@ -32,7 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("--pose", metavar="MODEL", help="converted pose model (folder, .json or .ncnn.param); "
                                                    "default: the one `edgepose demo` prepared")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
-                   help="model variant / ncnn mode (default: fp16 on ARM, fp32 elsewhere)")
+                   help="model variant / ncnn mode (default: fp16 on ARM and on a GPU with fp16 storage, fp32 elsewhere)")
     p.add_argument("--threads", type=int, default=None, help="ncnn threads per inference")
     add_device_argument(p)
     p.add_argument("--det-every", type=int, default=5, metavar="N",
