@@ -14,6 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    choices=["fp32", "fp16", "int8", "mixed"], help="precisions to run (missing ones are skipped)")
     p.add_argument("--threads", nargs="+", type=int, default=None,
                    help="ncnn thread counts (default: 1 .. cores)")
+    p.add_argument("--device", nargs="+", default=["cpu"], metavar="DEVICE",
+                   help="devices to run: cpu, gpu (ncnn's default Vulkan device), gpu:N; e.g. --device cpu gpu "
+                        "gives GPU rows beside the CPU rows (int8 rows stay CPU-only)")
     p.add_argument("--images", nargs="+", default=None,
                    help="images or folders with people (default: the shared test photos when present)")
     p.add_argument("--persons", nargs="+", type=int, default=[1, 3, 6],
@@ -54,7 +57,7 @@ def main(args) -> int:
                    frames=args.frames, warmup=args.warmup, det_every=args.det_every,
                    baseline=not args.no_baseline, det_onnx=args.det_onnx, pose_onnx=args.pose_onnx,
                    concurrency=args.concurrency, rounds=args.rounds, extra_rounds=args.extra_rounds,
-                   memory=not args.no_memory)
+                   memory=not args.no_memory, devices=args.device)
     print()
     for line in table_lines(report["rows"]):
         print(line)

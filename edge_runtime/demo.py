@@ -66,6 +66,8 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output-dir", default="edgepose_demo", help="output folder (default ./edgepose_demo)")
     p.add_argument("--threads", type=int, default=None, help="ncnn threads")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None)
+    from .run_cli import add_device_argument
+    add_device_argument(p)
 
 
 def _is_converted(path: str) -> bool:
@@ -155,7 +157,7 @@ def main(args) -> int:
         raise combined
     pose, det = found["pose"], found["det"]
     run_args = argparse.Namespace(
-        source=source, det=det, pose=pose, precision=args.precision, threads=args.threads, det_every=5,
+        source=source, det=det, pose=pose, precision=args.precision, threads=args.threads, device=args.device, det_every=5,
         no_smooth=False, output_dir=args.output_dir, openpose_json=False, draw_style="mmpose",
         show_fps=False, threshold=0.3, max_frames=None, no_draw=False)
     summary = run_cli.execute(run_args)

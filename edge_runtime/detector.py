@@ -126,8 +126,10 @@ class Detector:
 
     def __init__(self, model: str, threads: Optional[int] = None, precision: Optional[str] = None,
                  score_threshold: Optional[float] = None, nms_iou: Optional[float] = None,
-                 max_detections: Optional[int] = None, fp16: Optional[bool] = None):
-        self.model = NcnnModel(model, task="detect", threads=threads, precision=precision, fp16=fp16)
+                 max_detections: Optional[int] = None, fp16: Optional[bool] = None,
+                 device: Optional[str] = None):
+        self.model = NcnnModel(model, task="detect", threads=threads, precision=precision, fp16=fp16,
+                               device=device)
         meta = self.model.meta
         det = dict(meta.detector or {})
         roles = meta.output_blobs

@@ -11,6 +11,11 @@ Precision modes (ncnn options set before loading):
           the float layers follow the fp16 setting of the device.
   None    fp16 on ARM, fp32 elsewhere (ncnn's own default is fp16 everywhere it is supported).
 `fp16=True/False` overrides the fp16 switches in any mode ("off when asked").
+
+device: "cpu" (default) | "gpu" | "gpu:N" runs on ncnn's Vulkan backend (device.py). On a GPU the
+default precision is fp16 storage + arithmetic where the device has them; the ScaleNorm layers keep
+fp32 arithmetic there too (ncnn applies the per-layer feature mask 31=1 when it builds each
+layer's Vulkan pipeline and when it runs it). INT8 models are refused on a GPU (see GPU_INT8).
 """
 from __future__ import annotations
 
@@ -20,10 +25,16 @@ from typing import Dict, Iterable, Optional
 
 import numpy as np
 
-from edgepose.errors import EdgeposeError, WrongTaskError
+from edgepose.errors import BadArgumentError, EdgeposeError, WrongTaskError
 from edgepose.model_meta import ModelMeta, find_model
 
+from . import device as devices
+
 PRECISIONS = ("fp32", "fp16", "int8")
+# ncnn's Vulkan int8 kernels are not checked against the CPU's by edgepose: refuse rather than
+# risk a silently different answer.
+GPU_INT8 = ("int8 models run on the CPU only (edgepose has not validated ncnn's Vulkan int8 path); "
+            "use device='cpu' or the fp16/fp32 model")
 
 
 def is_arm() -> bool:
@@ -34,7 +45,7 @@ class NcnnModel:
     """Loaded model: `.meta` (ModelMeta), `.net` (ncnn.Net), `run(mat)` -> {role: array}."""
 
     def __init__(self, model: str, task: Optional[str] = None, threads: Optional[int] = None,
-                 precision: Optional[str] = None, fp16: Optional[bool] = None):
+                 precision: Optional[str] = None, fp16: Optional[bool] = None, device: Optional[str] = None):
         import ncnn  # the one binary dependency; imported here so metadata tools work without it
 
         if precision is not None and precision not in PRECISIONS:
@@ -53,7 +64,13 @@ class NcnnModel:
             if not os.path.isfile(path):
                 raise EdgeposeError(f"{path}: missing (named by {self.json_path}); re-run `edgepose convert`")
 
-        self.precision = precision or ("fp16" if is_arm() else "fp32")
+        self.gpu = gpu = devices.select_device(device)  # None: the CPU
+        if gpu is not None:
+            if meta.precision in ("int8", "mixed") or precision == "int8":
+                raise BadArgumentError(f"{self.json_path}: device {device!r}: {GPU_INT8}")
+            devices.check_fits(gpu, os.path.getsize(binf), str(binf))
+        fp16_default = gpu.fp16_storage if gpu is not None else is_arm()
+        self.precision = precision or ("fp16" if fp16_default else "fp32")
         if fp16 is not None:
             use_fp16 = bool(fp16)
         elif precision == "fp16":
@@ -61,7 +78,7 @@ class NcnnModel:
         elif precision == "fp32":
             use_fp16 = False
         else:
-            use_fp16 = is_arm()
+            use_fp16 = fp16_default
         net = ncnn.Net()
         opt = net.opt
         opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = bool(use_fp16)
@@ -69,7 +86,9 @@ class NcnnModel:
         if hasattr(opt, "use_bf16_packed"):
             opt.use_bf16_packed = False
         opt.use_int8_inference = meta.precision in ("int8", "mixed")
-        opt.use_vulkan_compute = False
+        opt.use_vulkan_compute = gpu is not None
+        if gpu is not None:
+            net.set_vulkan_device(gpu.index)
         if threads is not None:
             opt.num_threads = threads
         self.fp16 = bool(use_fp16)
@@ -137,6 +156,8 @@ class NcnnModel:
             for role in (roles if roles is not None else meta.output_blobs):
                 blob = meta.output_blobs[role]
                 ret, m = ex.extract(blob)
+                if ret == devices.NCNN_ALLOC_FAILED and self.gpu is not None:
+                    raise devices.out_of_memory(self.gpu, f"{meta.name}: blob {blob!r}")
                 if ret != 0 or m.empty():  # np.array() of an empty Mat crashes
                     raise EdgeposeError(f"{meta.name}: ncnn produced no output for blob {blob!r} "
                                         f"(role {role}); the model file may be broken")

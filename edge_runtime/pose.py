@@ -43,14 +43,16 @@ class PoseEstimator:
     """`PoseEstimator(model)(image, boxes) -> keypoints (N, K, 2) float32 image pixels, scores (N, K)`.
 
     model: converted model folder, .json or .ncnn.param. threads: ncnn threads per inference.
-    precision: "fp32" | "fp16" | "int8" | None (see ncnn_model.py). concurrency: persons run at once.
+    precision: "fp32" | "fp16" | "int8" | None (see ncnn_model.py). concurrency: persons run at once
+    (on a GPU their extractors share the one Vulkan device). device: "cpu" | "gpu" | "gpu:N".
     Boxes narrower or shorter than 1 pixel are not run: their keypoints sit at the box centre
     with score 0. Boxes outside the image are run as they are (the crop is the zero border).
     """
 
     def __init__(self, model: str, threads: Optional[int] = None, precision: Optional[str] = None,
-                 concurrency: int = 1, fp16: Optional[bool] = None):
-        self.model = NcnnModel(model, task="pose", threads=threads, precision=precision, fp16=fp16)
+                 concurrency: int = 1, fp16: Optional[bool] = None, device: Optional[str] = None):
+        self.model = NcnnModel(model, task="pose", threads=threads, precision=precision, fp16=fp16,
+                               device=device)
         meta = self.model.meta
         for role in ("simcc_x", "simcc_y"):
             if role not in meta.output_blobs:

@@ -102,6 +102,22 @@ class PoseTracker:
         self.num_keypoints = _num_keypoints(self.pose_estimator)
         self.reset()
 
+    @classmethod
+    def load(cls, det: str, pose: str, device: Optional[str] = None, precision: Optional[str] = None,
+             threads: Optional[int] = None, concurrency: int = 1, **kwargs) -> "PoseTracker":
+        """`PoseTracker.load(det, pose, device="gpu", det_every=5)`: loads both models on `device`
+        ("cpu" | "gpu" | "gpu:N"); the other keywords go to PoseTracker."""
+        from .solutions import TopDownSolution
+        return cls(TopDownSolution(det=det, pose=pose, device=device, precision=precision, threads=threads,
+                                   concurrency=concurrency), **kwargs)
+
+    @property
+    def device(self) -> str:
+        """Where the pose model runs: "cpu" or the Vulkan device's description."""
+        model = getattr(self.pose_estimator, "model", None)
+        gpu = getattr(model, "gpu", None)
+        return "cpu" if gpu is None else gpu.describe()
+
     def reset(self) -> None:
         self.frame_index = -1
         self._since_detection = None

@@ -32,8 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--pose", metavar="MODEL", help="converted pose model (folder, .json or .ncnn.param); "
                                                    "default: the one `edgepose demo` prepared")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
-                   help="model variant / ncnn mode (default: fp16 on ARM, fp32 elsewhere)")
+                   help="model variant / ncnn mode (default: fp16 on ARM and on a GPU with fp16 storage, fp32 elsewhere)")
     p.add_argument("--threads", type=int, default=None, help="ncnn threads per inference")
+    add_device_argument(p)
     p.add_argument("--det-every", type=int, default=5, metavar="N",
                    help="video: run the detector every N frames, carry boxes from the poses in between "
                         "(default 5; 1 = every frame)")
@@ -80,18 +81,27 @@ class RunSummary:
 class _Models:
     """What PoseTracker needs from a solution: a detector and a pose estimator."""
 
-    def __init__(self, det: str, pose: str, precision: Optional[str], threads: Optional[int]):
+    def __init__(self, det: str, pose: str, precision: Optional[str], threads: Optional[int],
+                 device: Optional[str] = None):
         from .detector import Detector
         from .pose import PoseEstimator
-        self.detector = _load_checked(Detector, det, "--det", "detect", precision, threads)
-        self.pose_estimator = _load_checked(PoseEstimator, pose, "--pose", "pose", precision, threads)
+        self.detector = _load_checked(Detector, det, "--det", "detect", precision, threads, device)
+        self.pose_estimator = _load_checked(PoseEstimator, pose, "--pose", "pose", precision, threads, device)
+        gpu = self.pose_estimator.model.gpu
+        if gpu is not None:
+            print(f"edgepose: running on {gpu.describe()}", file=sys.stderr)
 
 
-def _load_checked(cls, path, flag, task, precision, threads):
+def add_device_argument(p) -> None:
+    p.add_argument("--device", default="cpu", metavar="DEVICE",
+                   help="cpu (default), gpu (ncnn's default Vulkan device) or gpu:N")
+
+
+def _load_checked(cls, path, flag, task, precision, threads, device=None):
     if not os.path.exists(path):
         raise ModelNotFoundError(f"{flag} {path}: no such model file or folder")
     try:
-        return cls(path, threads=threads, precision=precision)
+        return cls(path, threads=threads, precision=precision, device=device)
     except WrongTaskError as e:
         raise with_context(e, f"{flag} {path}: not a {task} model: ") from None
     except EdgeposeError as e:
@@ -290,7 +300,7 @@ def execute(args) -> "RunSummary":
     _check_args(args)
     det, pose = resolve_models(args)
     source = Source(args.source)
-    models = _Models(det, pose, args.precision, args.threads)
+    models = _Models(det, pose, args.precision, args.threads, getattr(args, "device", None))
     video = source.kind in ("video", "camera")
     tracker = PoseTracker(models, det_every=args.det_every if video else 1,
                           smooth=video and not args.no_smooth, fps=source.fps or 30.0,

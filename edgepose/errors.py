@@ -52,6 +52,23 @@ class InferenceError(EdgeposeError):
     code = ERR_INFERENCE
 
 
+class NoGpuError(EdgeposeError):
+    """A GPU device was asked for and the machine has no usable Vulkan device."""
+    code = ERR_NOT_FOUND
+
+
+class NoVulkanLoaderError(NoGpuError):
+    """A GPU device was asked for and the Vulkan loader library (libvulkan) is not installed."""
+
+
+class BadDeviceError(BadArgumentError):
+    """A device string that is not cpu / gpu / gpu:N, or a Vulkan device index that does not exist."""
+
+
+class GpuOutOfMemoryError(InferenceError):
+    """The model or its activations do not fit the GPU's memory."""
+
+
 class MissingExtraError(EdgeposeError):
     """A host command was called on an install without the host toolchain."""
     code = ERR_BAD_ARGUMENT

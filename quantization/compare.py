@@ -276,11 +276,17 @@ def _pose_ap(dataset: Dataset, results: List[Dict[str, Any]], num_keypoints: int
     return {"body": evaluate_keypoints(dataset.gt, results, kind="coco17")}
 
 
+def variant_device(v: Variant, device: str) -> str:
+    """int8 variants run on the CPU whatever the device (ncnn's Vulkan int8 path is not validated)."""
+    return "cpu" if v.run_precision == "int8" or v.meta.precision in ("int8", "mixed") else device
+
+
 def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] = None,
                  threads: Optional[int] = None, progress: bool = True,
-                 det_score: float = DET_SCORE_THR) -> Dict[str, Any]:
+                 det_score: float = DET_SCORE_THR, device: str = "cpu") -> Dict[str, Any]:
     from edgepose.runtime.pose import PoseEstimator
-    estimators = {v.label: PoseEstimator(v.json_path, threads=threads, precision=v.run_precision)
+    estimators = {v.label: PoseEstimator(v.json_path, threads=threads, precision=v.run_precision,
+                                         device=variant_device(v, device))
                   for v in variants}
     ref = variants[0].label
     ref_est = estimators[ref]
@@ -290,7 +296,7 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
     detector = None
     if det:
         from edgepose.runtime.detector import Detector
-        detector = Detector(det, threads=threads, precision="fp32")
+        detector = Detector(det, threads=threads, precision="fp32", device=device)
     elif not dataset.labelled:
         raise EdgeposeError("unlabelled images need person boxes: give a detector with --det")
     k = ref_est.num_keypoints
@@ -358,9 +364,10 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
 # --------------------------------------------------------------------------- detector
 
 def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optional[int] = None,
-                     progress: bool = True) -> Dict[str, Any]:
+                     progress: bool = True, device: str = "cpu") -> Dict[str, Any]:
     from edgepose.runtime.detector import Detector
-    detectors = {v.label: Detector(v.json_path, threads=threads, precision=v.run_precision) for v in variants}
+    detectors = {v.label: Detector(v.json_path, threads=threads, precision=v.run_precision,
+                                   device=variant_device(v, device)) for v in variants}
     ref = variants[0].label
     timers = {v.label: _Timer() for v in variants}
     dets: Dict[str, Dict[Any, tuple]] = {v.label: {} for v in variants}
@@ -396,7 +403,8 @@ def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optiona
 
 def compare(models: Sequence[str], data: str, out_dir: str, det: Optional[str] = None,
             threads: Optional[int] = None, max_images: Optional[int] = None, fp16: bool = True,
-            plots: bool = True, progress: bool = True, det_score: float = DET_SCORE_THR) -> Dict[str, Any]:
+            plots: bool = True, progress: bool = True, det_score: float = DET_SCORE_THR,
+            device: str = "cpu") -> Dict[str, Any]:
     """Run the variants, write report.md + report.json (+ PNG plots) into out_dir; return the report."""
     from . import report as report_mod
     report_mod.check_out_dir(out_dir)
@@ -404,13 +412,14 @@ def compare(models: Sequence[str], data: str, out_dir: str, det: Optional[str] =
     dataset = load_dataset(data, max_images=max_images)
     if variants[0].meta.task == "pose":
         result = compare_pose(variants, dataset, det=det, threads=threads, progress=progress,
-                              det_score=det_score)
+                              det_score=det_score, device=device)
     else:
         if det:
             raise EdgeposeError("--det is for pose models; the models given are detectors")
         if not dataset.labelled:
             raise EdgeposeError(f"{data}: detector AP needs a COCO annotation file")
-        result = compare_detector(variants, dataset, threads=threads, progress=progress)
+        result = compare_detector(variants, dataset, threads=threads, progress=progress, device=device)
     result["data"] = dataset.gt_path or os.path.abspath(data)
     result["threads"] = threads
+    result["device"] = {v.label: variant_device(v, device) for v in variants}
     return report_mod.write_report(result, out_dir, plots=plots)

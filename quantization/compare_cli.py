@@ -16,6 +16,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("-o", "--out", required=True, metavar="REPORT_DIR",
                         help="folder for report.md, report.json and the PNG plots")
     parser.add_argument("--threads", type=int, default=None, help="ncnn threads per inference")
+    parser.add_argument("--device", default="cpu", metavar="DEVICE",
+                        help="cpu (default), gpu or gpu:N (Vulkan) for the fp32/fp16 variants and the detector; "
+                             "int8 variants always run on the CPU")
     parser.add_argument("--max-images", type=int, default=None, help="use only the first N images")
     parser.add_argument("--no-fp16", action="store_true", help="do not add the fp16 run of the fp32 model")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots (no matplotlib needed)")
@@ -35,7 +38,7 @@ def main(args) -> int:
         raise EdgeposeError(f"--max-images must be at least 1, got {args.max_images}")
     report = compare(args.models, args.data, args.out, det=args.det, threads=args.threads,
                      max_images=args.max_images, fp16=not args.no_fp16, det_score=args.det_score,
-                     plots=not args.no_plots,
+                     plots=not args.no_plots, device=args.device,
                      progress=not args.quiet)
     for v in report["variants"]:
         speed = v["speed"].get("ms_per_crop", v["speed"].get("ms_per_image"))

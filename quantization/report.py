@@ -198,7 +198,9 @@ def _variant_cells(v: Dict[str, Any]) -> List[str]:
 def _markdown(report: Dict[str, Any], plots: Dict[str, str]) -> str:
     lines = [f"# edgepose compare: {report['variants'][0]['name']}", ""]
     lines.append(f"- data: `{report['data']}` ({report['images']} images)")
-    lines.append(f"- reference for agreement: **{report['reference']}**; threads: {report.get('threads') or 'default'}")
+    lines.append(f"- reference for agreement: **{report['reference']}**; threads: {report.get('threads') or 'default'}"
+                 + (f"; devices: {', '.join(f'{k} {v}' for k, v in report['device'].items())}"
+                    if report.get("device") else ""))
     if report["task"] == "pose":
         lines.append(f"- persons: {report['persons']} ({report['boxes']} boxes), keypoints: {report['keypoints']}")
     lines.append("- speed: model inference only, variants interleaved image by image in this run")

@@ -57,4 +57,4 @@ say "runtime tests against the installed wheel"
 # The venv's pytest entry point (not `python -m`): the checkout's sources stay off sys.path.
 EDGEPOSE_TEST_MODELS="$work/models" EDGEPOSE_SHARED="${EDGEPOSE_SHARED:-$(dirname "$repo")/shared}" \
     "$work/venv/bin/pytest" -c "$repo/pyproject.toml" --rootdir "$repo" -p no:cacheprovider -q \
-    -m "not host and not slow and not native and not arm" "$repo/tests/runtime"
+    -m "not host and not slow and not native and not arm and not gpu" "$repo/tests/runtime"

@@ -98,6 +98,27 @@ def body_t_pth_dir(tmp_path_factory, shared) -> Path:
     return _converted(tmp_path_factory, shared, f"{REFERENCE}/rtmpose-t_body8_256x192.pth", "body_t_pth")
 
 
+# The GAU input of the whole-body RTMPose-t head scaled up so that every token's sum of squares in
+# the GAU's ScaleNorm exceeds fp16's 65504 (about 3e5 on the example images): the shape of the
+# known "RTMPose ncnn fp16 gives NaN" failure. Scaling head.mlp.1 (the Linear feeding the GAU) keeps
+# every single activation well inside fp16; only the norm's sum overflows.
+GAU_INPUT_SCALE = 64.0
+
+
+@pytest.fixture(scope="session")
+def wholebody_t_overflow_dir(tmp_path_factory, shared) -> Path:
+    """Whole-body RTMPose-t (converted from .pth, fp16 mask on the ScaleNorms) with GAU_INPUT_SCALE."""
+    import torch
+    from edgepose.convert.api import convert
+    ckpt = torch.load(shared / REFERENCE / "rtmpose-t_wholebody_256x192.pth", map_location="cpu")
+    ckpt["state_dict"]["head.mlp.1.weight"] = ckpt["state_dict"]["head.mlp.1.weight"] * GAU_INPUT_SCALE
+    src = tmp_path_factory.mktemp("overflow_src") / "rtmpose-t_wholebody_gau_x64.pth"
+    torch.save(ckpt, src)
+    out = tmp_path_factory.mktemp("wholebody_t_overflow")
+    convert(str(src), str(out), check=False, log=lambda _msg: None)
+    return out
+
+
 if __name__ == "__main__":
     # python tests/model_fixtures.py DIR: the models the runtime tests use, converted on this host.
     from helpers import shared_dir

@@ -8,6 +8,9 @@
 # Results are cached in ${EDGEPOSE_CACHE:-~/.cache/edgepose}/ncnn-build/<version>-<arch>;
 # a finished build has a STAMP file, so CI runs and later sessions reuse it.
 # NCNN_VERSION overrides the version (default: the installed `ncnn` wheel's).
+# The host build has ncnn's Vulkan backend on (glslang, the shader compiler, ships in the sdist;
+# ncnn loads libvulkan at run time, so no Vulkan SDK is needed to build); EDGEPOSE_NCNN_VULKAN=0
+# turns it off. The aarch64 build stays CPU-only (cross-building glslang would double CI time).
 set -euo pipefail
 
 ARCH="${1:-host}"
@@ -20,10 +23,13 @@ VERSION="${NCNN_VERSION:-$(python3 -c 'import importlib.metadata as m; print(m.v
     "first (pip install -e . from the checkout, which pulls ncnn) or set NCNN_VERSION=X.Y.Z" >&2; exit 2; }
 
 case "$ARCH" in
-  host) ARCH_TAG="$(uname -m)" ;;
-  aarch64) ARCH_TAG=aarch64 ;;
+  host) ARCH_TAG="$(uname -m)"; VULKAN="${EDGEPOSE_NCNN_VULKAN:-1}" ;;
+  aarch64) ARCH_TAG=aarch64; VULKAN=0 ;;
   *) echo "build_ncnn.sh: unknown arch '$ARCH' (host|aarch64)" >&2; exit 2 ;;
 esac
+# A Vulkan build gets its own cache entry, so an older CPU-only build is never reused for it.
+if [ "$VULKAN" = 1 ]; then ARCH_TAG="$ARCH_TAG-vulkan"; VULKAN_FLAGS=(-DNCNN_VULKAN=ON -DNCNN_SIMPLEVK=ON)
+else VULKAN_FLAGS=(-DNCNN_VULKAN=OFF); fi
 
 # Layers our graphs use (pose RTMPose/RTMW, RTMDet, YOLOX; INT8 variants), plus the
 # layers ncnn creates internally from those (Packing, Cast, Padding, Flatten, Gemm
@@ -67,7 +73,7 @@ done
 
 COMMON=(
   -DCMAKE_BUILD_TYPE=Release
-  -DNCNN_SHARED_LIB=OFF -DNCNN_VULKAN=OFF -DNCNN_PYTHON=OFF -DNCNN_C_API=OFF
+  -DNCNN_SHARED_LIB=OFF -DNCNN_PYTHON=OFF -DNCNN_C_API=OFF
   -DNCNN_BUILD_TOOLS=OFF -DNCNN_BUILD_EXAMPLES=OFF -DNCNN_BUILD_BENCHMARK=OFF -DNCNN_BUILD_TESTS=OFF
   -DNCNN_OPENMP=ON -DNCNN_BF16=OFF -DNCNN_INT8=ON
   -DNCNN_PIXEL=ON -DNCNN_PIXEL_AFFINE=ON -DNCNN_PIXEL_DRAWING=ON -DNCNN_PIXEL_ROTATE=ON
@@ -97,7 +103,7 @@ START=$(date +%s)
 rm -rf "$BUILD" "$PREFIX"
 mkdir -p "$BUILD"
 # EDGEPOSE_NCNN_CMAKE_FLAGS: extra ncnn options (use another EDGEPOSE_CACHE for such variants).
-cmake -S "$SRC" -B "$BUILD" -G "Unix Makefiles" "${COMMON[@]}" "${ARCH_FLAGS[@]}" "${LAYER_FLAGS[@]}" \
+cmake -S "$SRC" -B "$BUILD" -G "Unix Makefiles" "${COMMON[@]}" "${VULKAN_FLAGS[@]}" "${ARCH_FLAGS[@]}" "${LAYER_FLAGS[@]}" \
   ${EDGEPOSE_NCNN_CMAKE_FLAGS:-} \
   -DCMAKE_INSTALL_PREFIX="$PREFIX" > "$BUILD/configure.log" 2>&1 || {
   tail -30 "$BUILD/configure.log" >&2; exit 1; }

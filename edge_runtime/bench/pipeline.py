@@ -66,11 +66,12 @@ class _Solution:
     pose_estimator: object
 
 
-def load_pipeline(det_model: str, pose_model: str, precision: str, threads: int, concurrency: int = 1):
+def load_pipeline(det_model: str, pose_model: str, precision: str, threads: int, concurrency: int = 1,
+                  device: str = "cpu"):
     t0 = time.perf_counter()
     det = Detector(det_model, threads=threads, precision=precision if precision != "fp16" else "fp32",
-                   fp16=precision == "fp16")
-    pose = PoseEstimator(pose_model, threads=threads, precision=precision, concurrency=concurrency)
+                   fp16=precision == "fp16", device=device)
+    pose = PoseEstimator(pose_model, threads=threads, precision=precision, concurrency=concurrency, device=device)
     return det, pose, time.perf_counter() - t0
 
 

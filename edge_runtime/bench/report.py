@@ -6,12 +6,13 @@ import os
 from typing import Any, Dict, List
 
 COLUMNS = [
-    ("precision", "precision", "{}"), ("threads", "thr", "{}"), ("scenario", "image", "{}"),
+    ("device", "device", "{}"), ("precision", "precision", "{}"), ("threads", "thr", "{}"), ("scenario", "image", "{}"),
     ("persons", "persons", "{:.1f}"), ("fps", "FPS", "{:.2f}"), ("fps_best", "best FPS", "{:.2f}"),
     ("fps_spread_pct", "spread %", "{:.0f}"),
     ("p50_ms", "p50 ms", "{:.1f}"),
     ("p90_ms", "p90 ms", "{:.1f}"), ("p99_ms", "p99 ms", "{:.1f}"),
-    ("pose_ms_per_person", "pose ms/person", "{:.2f}"), ("outside_ncnn_pct", "outside ncnn %", "{:.1f}"),
+    ("pose_ms_per_person", "pose ms/person", "{:.2f}"), ("upload_download_ms", "GPU up/down ms", "{:.2f}"),
+    ("outside_ncnn_pct", "outside ncnn %", "{:.1f}"),
     ("gmac_per_frame", "GMAC/frame", "{:.3f}"), ("gmac_per_s", "GMAC/s", "{:.2f}"),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
     ("baseline_fps", "ORT FPS", "{:.2f}"), ("ratio_vs_baseline", "x ORT", "{:.2f}"),
@@ -69,6 +70,11 @@ def markdown(report: Dict[str, Any]) -> str:
     out.append("|" + "---|" * len(COLUMNS))
     for r in rows:
         out.append("| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in COLUMNS) + " |")
+    if any(r.get("upload_download_ms") is not None for r in rows):
+        out += ["", "GPU up/down ms: per frame, the input uploads and output downloads of the detector and of "
+                "every person's pose run on the Vulkan device, timed on a transfer net with the models' own "
+                "tensor shapes (part of the ncnn time, not added to it). A device named llvmpipe is Mesa's "
+                "software Vulkan (lavapipe) running on the CPU: its speed says nothing about a GPU's."]
     unstable = report.get("unstable_rows") or []
     if unstable:
         out += ["", "Rows where most slices (edgepose or ONNX Runtime) ran over 10% below the fastest, even "
@@ -76,14 +82,15 @@ def markdown(report: Dict[str, Any]) -> str:
                 + ", ".join(f"{p} x{t} {sc}" for p, t, sc in unstable) + "."]
     out += ["", "## Stage latency (ms, p50 / p90 / p99)", ""]
     stages = report.get("stage_names", [])
-    out.append("| precision | thr | image | " + " | ".join(stages) + " |")
-    out.append("|" + "---|" * (3 + len(stages)))
+    out.append("| device | precision | thr | image | " + " | ".join(stages) + " |")
+    out.append("|" + "---|" * (4 + len(stages)))
     for r in rows:
         cells = []
         for s in stages:
             st = r["stages_ms"].get(s)
             cells.append("-" if st is None else f"{st['p50']:.2f} / {st['p90']:.2f} / {st['p99']:.2f}")
-        out.append(f"| {r['precision']} | {r['threads']} | {r['scenario']} | " + " | ".join(cells) + " |")
+        out.append(f"| {r.get('device', 'cpu')} | {r['precision']} | {r['threads']} | {r['scenario']} | "
+                   + " | ".join(cells) + " |")
     out += ["", "Peak RSS MB: one configuration alone in a fresh process (Python, numpy, OpenCV and ncnn "
             "included), running the most crowded image. "
             f"The bench process itself, with every configuration loaded at once, peaked at "
@@ -103,7 +110,7 @@ def plot(report: Dict[str, Any], path: str) -> bool:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
     series: Dict[str, List] = {}
     for r in rows:
-        series.setdefault(f"{r['precision']} x{r['threads']}", []).append((r["persons"], r["fps"]))
+        series.setdefault(f"{r['precision']} x{r['threads']} {r.get('device', 'cpu')}", []).append((r["persons"], r["fps"]))
     for name, pts in series.items():
         pts.sort()
         ax1.plot([p for p, _ in pts], [f for _, f in pts], marker="o", label=f"edgepose {name}")

@@ -19,6 +19,7 @@ from edgepose.errors import EdgeposeError
 from edgepose.model_meta import ModelMeta, find_model
 from . import device_info
 from .gmac import gmac
+from .gpu_transfer import transfer_ms
 from .pipeline import NCNN_STAGES, STAGES, load_pipeline, pipeline_row, pipeline_runner
 from .scenarios import Scenario, pick
 from .timing import Slice, median_is_quiet, peak_rss_mb, split_budget
@@ -69,12 +70,15 @@ def _capped_detector(det: Detector, cap: Optional[int], run):
 
 
 def _ncnn_group(precision: str, n_threads: int, det_path: str, pose_path: str, scenarios: List[Scenario],
-                det_every: int, concurrency: int) -> _Group:
+                det_every: int, concurrency: int, device: str = "cpu") -> _Group:
     held: Dict[str, Any] = {}
 
     def open_():
-        det, pose, held["load_s"] = load_pipeline(det_path, pose_path, precision, n_threads, concurrency)
+        det, pose, held["load_s"] = load_pipeline(det_path, pose_path, precision, n_threads, concurrency, device)
         held["det"], held["pose"] = det, pose
+        if device != "cpu" and "transfer_ms" not in held:  # once per group: the shapes do not change
+            held["transfer_ms"] = {"detect": transfer_ms(det.model), "pose": transfer_ms(pose.model)}
+            held["device_name"] = pose.model.gpu.name
         return {sc.label: _capped_detector(det, sc.cap, pipeline_runner(det, pose, sc.encoded, det_every))
                 for sc in scenarios}
 
@@ -83,7 +87,7 @@ def _ncnn_group(precision: str, n_threads: int, det_path: str, pose_path: str, s
             held.pop("det").model.net.clear()
             held.pop("pose").close()
 
-    return _Group(f"{precision} x{n_threads}", open_, close,
+    return _Group(f"{precision} x{n_threads}" + ("" if device == "cpu" else f" {device}"), open_, close,
                   weight_bytes=sum(_bin_size(p) for p in (det_path, pose_path)), held=held)
 
 
@@ -127,7 +131,7 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
           seconds: Optional[float] = 5.0, frames: Optional[int] = None, warmup: int = 3, det_every: int = 1,
           baseline: bool = True, det_onnx: Optional[str] = None, pose_onnx: Optional[str] = None,
           concurrency: int = 1, rounds: int = 5, extra_rounds: Optional[int] = None, memory: bool = True,
-          log=print) -> Dict[str, Any]:
+          devices: Sequence[str] = ("cpu",), log=print) -> Dict[str, Any]:
     """`seconds` (or `frames`) is each row's budget, split over `rounds` slices; a row
     whose median slice is not a quiet one gets up to `extra_rounds` more (default: `rounds`)."""
     if rounds < 1:
@@ -160,11 +164,18 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         for key in (det_path, pose_path):
             if key not in gmacs:
                 gmacs[key] = gmac(key)
-        for n_threads in threads:
-            g = _ncnn_group(precision, n_threads, det_path, pose_path, scenarios, det_every, concurrency)
-            described[g.name] = {"precision": precision, "threads": n_threads, "det_model": det_path,
-                                 "pose_model": pose_path}
-            groups.append(g)
+        if precision in ("int8", "mixed"):
+            gpu_devices = [d for d in devices if d != "cpu"]
+            if gpu_devices:
+                log(f"skip {precision} on {', '.join(gpu_devices)}: int8 models run on the CPU only")
+        for device in devices:
+            if device != "cpu" and precision in ("int8", "mixed"):
+                continue
+            for n_threads in threads:
+                g = _ncnn_group(precision, n_threads, det_path, pose_path, scenarios, det_every, concurrency, device)
+                described[g.name] = {"precision": precision, "threads": n_threads, "det_model": det_path,
+                                     "pose_model": pose_path, "device": device}
+                groups.append(g)
     if not groups:
         raise EdgeposeError(f"no pose model for any of the precisions {list(precisions)} among {list(pose_paths)}")
 
@@ -224,6 +235,8 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         crowd = max(scenarios, key=lambda sc: sc.detected).path
         for g in groups:
             d = described[g.name]
+            if d["device"] != "cpu":  # GPU memory is not in the process's RSS: no like-for-like figure
+                continue
             mem[g.name] = measure_in_child(d["det_model"], d["pose_model"], d["precision"], d["threads"], crowd)
             log(f"memory {g.name}: peak RSS {_mb(mem[g.name]['peak_rss_mb'])} "
                 f"(pipeline {_mb(mem[g.name]['pipeline_mb'])} over the imports)")
@@ -249,6 +262,11 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                    "gmac_per_s": frame_gmac * res["fps"], "frames": res["frames"], "stages_ms": res["stages_ms"],
                    "peak_rss_mb": mem.get(g.name, {}).get("peak_rss_mb"),
                    "pipeline_mb": mem.get(g.name, {}).get("pipeline_mb")}
+            if d["device"] != "cpu":
+                tr = g.held["transfer_ms"]
+                row["device"] = f"{d['device']} {g.held['device_name']}"
+                row["upload_download_ms"] = tr["detect"] / det_every + res["persons"] * tr["pose"]
+                row["upload_download_ms_per_model"] = dict(tr)
             b = baselines.get((d["threads"], sc.label))
             if b is not None:
                 row.update({"baseline_fps": b["fps"], "baseline_fps_best": b["fps_best"],
@@ -259,7 +277,7 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                             "ratio_best_vs_baseline": row["fps_best"] / b["fps_best"] if b["fps_best"] else None,
                             "baseline_stages_ms": b["stages_ms"]})
             rows.append(row)
-            log(f"{d['precision']:>5} x{d['threads']} {sc.label:<32} {row['fps']:7.2f} FPS  "
+            log(f"{d['precision']:>5} x{d['threads']} {d['device']:<5} {sc.label:<32} {row['fps']:7.2f} FPS  "
                 f"p50 {total['p50']:.1f} ms  outside ncnn {row['outside_ncnn_pct']:.1f}%"
                 + (f"  ORT {row['baseline_fps']:.2f} FPS" if "baseline_fps" in row else ""))
     unstable = [r for r in rows if not (r["median_quiet"] and r.get("baseline_median_quiet", True))]
@@ -272,7 +290,8 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
     return {
         "device": device_info.collect(),
         "models": {"det": det32, "pose": pose32, "gmac": gmacs},
-        "settings": {"precisions": list(precisions), "threads": list(threads), "seconds": seconds,
+        "settings": {"precisions": list(precisions), "threads": list(threads), "devices": list(devices),
+                     "seconds": seconds,
                      "frames": frames, "warmup": warmup, "det_every": det_every, "concurrency": concurrency,
                      "rounds": len(budgets), "extra_rounds_allowed": extra_rounds, "extra_rounds_used": extra_used,
                      "all_models_loaded_at_once": keep, "memory_measured": memory},

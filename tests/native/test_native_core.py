@@ -11,6 +11,7 @@ sides, detector + pose model converted by `convert.api.convert` into a temporary
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,6 +33,8 @@ IMAGE_NAMES = ["000000000139.jpg", "000000000785.jpg", "000000000802.jpg", "0000
 ARM_IMAGES = ["000000000785.jpg", "000000009483.jpg"]   # qemu is slow: two images
 MAX_PX = 0.5
 QEMU_SYSROOT = "/usr/aarch64-linux-gnu"
+# The Vulkan loader reads its driver list from here: a missing file means no device at all.
+NO_VULKAN_DEVICE = {"VK_ICD_FILENAMES": "/nonexistent/edgepose_no_icd.json"}
 
 
 def _build(arch: str) -> Path:
@@ -344,11 +347,12 @@ def java_classes(tmp_path_factory) -> Path:
     return out
 
 
-def _java(host_build, classes, args, timeout=900):
+def _java(host_build, classes, args, timeout=900, env=None):
     lib = host_build / "libedgepose_jni.so"
     assert lib.is_file(), f"{lib} was not built (no JDK headers?)"
     cmd = ["java", f"-Dedgepose.jni.library={lib}", "-cp", str(classes), "org.edgepose.harness.Harness"]
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env=None if env is None else {**os.environ, **env})
 
 
 def test_jni_matches_edge_runtime(host_build, java_classes, rtmdet_dir, wholebody_t_dir, ppm_images, reference,
@@ -370,7 +374,8 @@ def test_jni_errors_are_exceptions(host_build, java_classes, rtmdet_dir, wholebo
     shutil.copytree(rtmdet_dir, broken)
     meta = json.loads(next(broken.glob("*.json")).read_text())
     (broken / meta["param"]).write_text("not a param file\n")
-    res = _java(host_build, java_classes, ["errors", rtmdet_dir, wholebody_t_dir, broken])
+    # No Vulkan device for this process (the loader finds no driver), so the GPU switch must fail clearly.
+    res = _java(host_build, java_classes, ["errors", rtmdet_dir, wholebody_t_dir, broken], env=NO_VULKAN_DEVICE)
     assert res.returncode == 0, res.stderr
     got = {}
     for line in res.stdout.strip().splitlines():
@@ -381,7 +386,7 @@ def test_jni_errors_are_exceptions(host_build, java_classes, rtmdet_dir, wholebo
         "pose_as_detector": ("2", "no converted model"),
         "bad_precision": ("4", "fp8"),
         "int8_missing": ("4", "no int8 variant"),
-        "gpu_without_vulkan": ("4", "Vulkan"),
+        "gpu_without_vulkan": ("1", "no Vulkan device"),
         "bad_model_folder": ("2", "cannot parse"),
         "empty_image": ("3", "empty"),
         "null_pixels": ("3", "null"),
@@ -444,3 +449,66 @@ def test_aarch64_fp16_pose_finite_and_close(arm_build, rtmdet_dir, wholebody_t_d
     # ... and most keypoints where fp32 puts them (random reference weights: flat logits, near-ties).
     err = np.linalg.norm(kps - ref_kps, axis=-1)
     assert np.median(err) < 2.0 and np.mean(err < 5.0) > 0.9, (np.median(err), np.mean(err < 5.0))
+
+
+# -- GPU (Vulkan) path of the host core: lavapipe in CI ------------------------
+
+def _require_vulkan_device():
+    from edgepose.errors import NoGpuError
+    from edgepose.runtime.device import select_device
+    try:
+        select_device("gpu")
+    except NoGpuError as e:
+        pytest.fail(f"the native suite tests the core's GPU path and needs a Vulkan device: {e} "
+                    f"(apt-get install mesa-vulkan-drivers libvulkan1)")
+
+
+def test_cli_gpu_matches_cpu_core(host_build, rtmdet_dir, wholebody_t_dir, ppm_images, reference, reference_runs):
+    """The core's use_gpu path (fp32 on Vulkan) gives the CPU core's persons and keypoints."""
+    _require_vulkan_device()
+    names = list(ppm_images)
+    common = ["--det", rtmdet_dir, "--pose", wholebody_t_dir, "--precision", "fp32", "--threads", "1"]
+    runs = {}
+    for device in ("cpu", "gpu"):
+        res = _cli(host_build, common + ["--device", device] + [ppm_images[n] for n in names])
+        assert res.returncode == 0, res.stderr
+        runs[device] = res.stdout.strip().splitlines()
+        assert len(runs[device]) == len(names)
+        if device == "gpu":
+            assert "running on Vulkan device gpu:" in res.stderr
+    worst, persons = 0.0, 0
+    for i, name in enumerate(names):
+        got, cpu = _parse(runs["gpu"][i]), _parse(runs["cpu"][i])
+        simcc = reference_runs[name]["simcc"]
+        worst = max(worst, _assert_same_poses(got, cpu, f"GPU vs CPU core {name}", simcc))
+        _assert_same_poses(got, reference[name], f"GPU core vs edge_runtime {name}", simcc)
+        persons += len(got[0])
+    assert persons >= 5
+    print(f"core GPU vs CPU: {persons} persons, max keypoint difference {worst:.4f} px (ties excluded)")
+
+
+def test_cli_gpu_errors(host_build, rtmdet_dir, wholebody_t_dir, ppm_images):
+    image = ppm_images[IMAGE_NAMES[1]]
+    args = ["--det", rtmdet_dir, "--pose", wholebody_t_dir, image]
+    cases = {"gpu:99": ({}, 4, "no Vulkan device 99"), "gpu": (NO_VULKAN_DEVICE, 1, "no Vulkan device was found"),
+             "gpu:x": ({}, 4, "--device must be")}
+    for device, (env, code, words) in cases.items():
+        res = subprocess.run([str(host_build / "edgepose_native"), "--device", device] + [str(a) for a in args],
+                             capture_output=True, text=True, env={**os.environ, **env}, timeout=300)
+        assert res.returncode == 2, (device, res.stderr)
+        err = json.loads(res.stdout.strip().splitlines()[-1])["error"]
+        assert err["code"] == code and words in err["message"], (device, err)
+
+
+def test_jni_gpu_switch_matches_cpu(host_build, java_classes, rtmdet_dir, wholebody_t_dir, ppm_images, reference,
+                                    reference_runs):
+    """The Android app's CPU/GPU switch (NativeCore(..., gpu=true)) through JNI on Vulkan."""
+    _require_vulkan_device()
+    names = list(ppm_images)
+    res = _java(host_build, java_classes, ["run-gpu", rtmdet_dir, wholebody_t_dir, "fp32"] +
+                [ppm_images[n] for n in names])
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == len(names)
+    for name, line in zip(names, lines):
+        _assert_same_poses(_parse(line), reference[name], f"JNI GPU {name}", reference_runs[name]["simcc"])

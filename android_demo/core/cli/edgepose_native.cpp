@@ -1,7 +1,11 @@
 // edgepose_native: image in, JSON out (boxes, keypoints, scores) on stdout.
 //
 //   edgepose_native --det DIR [--pose DIR] [--precision fp32|fp16|int8] [--threads N]
-//                   [--warp exact|ncnn] [--draw OUT.ppm] [--frames N] IMAGE [IMAGE...]
+//                   [--warp exact|ncnn] [--draw OUT.ppm] [--frames N] [--device cpu|gpu|gpu:N]
+//                   IMAGE [IMAGE...]
+//
+// --device gpu runs both models on ncnn's Vulkan backend (builds with NCNN_VULKAN) and prints the
+// device used on stderr.
 //
 // Without --pose only the detector runs (boxes, no keypoints). One JSON object per image and line. --frames N runs each image N times as video frames
 // (tracking + smoothing) and prints the last frame. Errors: one JSON line {"error": {...}} on
@@ -21,7 +25,8 @@ using namespace edgepose;
 static int usage() {
     std::fprintf(stderr,
                  "usage: edgepose_native --det MODEL [--pose MODEL] [--precision fp32|fp16|int8] [--threads N]\n"
-                 "                       [--warp exact|ncnn] [--draw OUT.ppm] [--frames N] IMAGE [IMAGE...]\n");
+                 "                       [--warp exact|ncnn] [--draw OUT.ppm] [--frames N] [--device cpu|gpu|gpu:N]\n"
+                 "                       IMAGE [IMAGE...]\n");
     return 64;
 }
 
@@ -33,7 +38,7 @@ static int fail(const Status& st) {
 
 int main(int argc, char** argv) {
     EngineConfig cfg;
-    std::string warp = "exact", draw;
+    std::string warp = "exact", draw, device = "cpu";
     int frames = 0;
     std::vector<std::string> images;
     for (int i = 1; i < argc; i++) {
@@ -51,6 +56,7 @@ int main(int argc, char** argv) {
         else if (a == "--warp") { if (!value(warp)) return usage(); }
         else if (a == "--draw") { if (!value(draw)) return usage(); }
         else if (a == "--frames") { if (!value(v)) return usage(); frames = std::atoi(v.c_str()); }
+        else if (a == "--device") { if (!value(device)) return usage(); }
         else if (a == "-h" || a == "--help") { usage(); return 0; }
         else if (!a.empty() && a[0] == '-') return usage();
         else images.push_back(a);
@@ -60,10 +66,25 @@ int main(int argc, char** argv) {
         return fail(Status::Error(ERR_BAD_ARGUMENT, "--frames and --draw need a --pose model"));
     if (warp != "exact" && warp != "ncnn") return fail(Status::Error(ERR_BAD_ARGUMENT, "--warp must be exact or ncnn"));
 
+    if (device == "gpu" || device.compare(0, 4, "gpu:") == 0) {
+        cfg.options.use_gpu = true;
+        if (device.size() > 4) {
+            const std::string n = device.substr(4);
+            if (n.empty() || n.find_first_not_of("0123456789") != std::string::npos)
+                return fail(Status::Error(ERR_BAD_ARGUMENT, "--device must be cpu, gpu or gpu:N, got '" + device + "'"));
+            cfg.options.gpu_device = std::atoi(n.c_str());
+        }
+    } else if (device != "cpu") {
+        return fail(Status::Error(ERR_BAD_ARGUMENT, "--device must be cpu, gpu or gpu:N, got '" + device + "'"));
+    }
+
     Engine engine;
     Status st = engine.load(cfg);
     if (!st.ok()) return fail(st);
     engine.pose().set_warp_method(warp == "ncnn" ? WarpMethod::Ncnn : WarpMethod::Exact);
+    if (cfg.options.use_gpu && !cfg.pose_model.empty())
+        std::fprintf(stderr, "edgepose_native: running on Vulkan device %s\n",
+                     engine.pose().model().gpu_description().c_str());
 
     int rc = 0;
     for (const std::string& path : images) {

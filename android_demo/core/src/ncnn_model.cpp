@@ -46,18 +46,48 @@ Status NcnnModel::load(const std::string& model_path, const std::string& task, c
         if (!file_exists(p))
             return Status::Error(ERR_NOT_FOUND, p + ": missing (named by " + json_path + "); re-run `edgepose convert`");
 
-    const bool use_fp16 = prec == "fp16" ? true : prec == "fp32" ? false : is_arm_build();
-    fp16_ = use_fp16;
+    const bool int8_model = meta_.precision == "int8" || meta_.precision == "mixed";
+    bool fp16_default = is_arm_build();
+    gpu_.clear();
     net_.clear();
-    ncnn::Option& opt = net_.opt;
-    opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = use_fp16;
-    opt.use_bf16_storage = false;
-    opt.use_int8_inference = meta_.precision == "int8" || meta_.precision == "mixed";
 #if NCNN_VULKAN
-    opt.use_vulkan_compute = options.use_gpu && ncnn::get_gpu_count() > 0;
+    // ncnn itself would fall back to the CPU silently; a GPU that cannot be used is an error here
+    // (the same cases as edge_runtime/device.py).
+    int gpu_index = -1;
+    if (options.use_gpu) {
+        const int count = ncnn::get_gpu_count();
+        if (count == 0)
+            return Status::Error(ERR_NOT_FOUND, "GPU requested but no Vulkan device was found (no Vulkan loader or "
+                                                "driver); use the CPU");
+        gpu_index = options.gpu_device < 0 ? ncnn::get_default_gpu_index() : options.gpu_device;
+        if (gpu_index >= count)
+            return Status::Error(ERR_BAD_ARGUMENT, "there is no Vulkan device " + std::to_string(gpu_index) + " (" +
+                                                       std::to_string(count) + " device(s))");
+        if (int8_model || prec == "int8")
+            return Status::Error(ERR_BAD_ARGUMENT, json_path + ": int8 models run on the CPU only (ncnn's Vulkan "
+                                                               "int8 path is not validated by edgepose)");
+        const ncnn::GpuInfo& info = ncnn::get_gpu_info(gpu_index);
+        fp16_default = info.support_fp16_storage();
+        gpu_ = "gpu:" + std::to_string(gpu_index) + " " + info.device_name() +
+               " fp16-storage " + std::to_string(int(info.support_fp16_storage())) +
+               " fp16-arithmetic " + std::to_string(int(info.support_fp16_arithmetic())) +
+               " int8-storage " + std::to_string(int(info.support_int8_storage())) +
+               " int8-arithmetic " + std::to_string(int(info.support_int8_arithmetic()));
+    }
 #else
     if (options.use_gpu)
         return Status::Error(ERR_BAD_ARGUMENT, "GPU (Vulkan) requested but this build of ncnn has no Vulkan support");
+#endif
+    const bool use_fp16 = prec == "fp16" ? true : prec == "fp32" ? false : fp16_default;
+    fp16_ = use_fp16;
+    ncnn::Option& opt = net_.opt;
+    opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = use_fp16;
+    opt.use_bf16_storage = false;
+    opt.use_int8_inference = int8_model;
+#if NCNN_VULKAN
+    opt.use_vulkan_compute = options.use_gpu;
+    if (options.use_gpu) net_.set_vulkan_device(gpu_index);
+#else
     opt.use_vulkan_compute = false;
 #endif
     if (options.threads > 0) opt.num_threads = options.threads;

@@ -15,7 +15,8 @@ struct RunOptions {
     // "fp32" | "fp16" | "int8" | "" (fp16 on ARM, fp32 elsewhere), as the Python runtime.
     std::string precision;
     int threads = 0;          // 0 = ncnn's default
-    bool use_gpu = false;     // Vulkan; only where ncnn was built with it
+    bool use_gpu = false;     // Vulkan; only where ncnn was built with it (the host build; not aarch64)
+    int gpu_device = -1;      // Vulkan device index; -1 = ncnn's default device
 };
 
 class NcnnModel {
@@ -24,6 +25,8 @@ public:
     bool loaded() const { return loaded_; }
     const ModelMeta& meta() const { return meta_; }
     bool fp16() const { return fp16_; }
+    // The Vulkan device the net runs on ("" on the CPU), e.g. "gpu:0 llvmpipe (...) fp16 1 int8 1".
+    const std::string& gpu_description() const { return gpu_; }
 
     // uint8 BGR pixels (exactly the model input size) -> the input Mat (channel order, scaling).
     ncnn::Mat input_from_bgr(const ImageView& img) const;
@@ -36,6 +39,7 @@ private:
     ModelMeta meta_;
     bool loaded_ = false;
     bool fp16_ = false;
+    std::string gpu_;
     int pixel_type_ = 0;
     bool normalize_ = false;
     float mean_[3] = {0, 0, 0}, norm_[3] = {1, 1, 1};

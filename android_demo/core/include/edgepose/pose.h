@@ -46,6 +46,7 @@ public:
     // One pose per box, in the boxes' order.
     Status estimate(const ImageView& img, const std::vector<Box>& boxes, std::vector<Pose>& poses) const;
     const ModelMeta& meta() const { return model_.meta(); }
+    const NcnnModel& model() const { return model_; }
     bool loaded() const { return model_.loaded(); }
     int num_keypoints() const { return model_.meta().num_keypoints(); }
     void set_warp_method(WarpMethod m) { warp_ = m; }

@@ -108,12 +108,13 @@ public final class Harness {
 
     public static void main(String[] args) throws Exception {
         if (args.length < 3) {
-            System.err.println("usage: Harness run DET POSE PRECISION IMAGE... | errors DET POSE");
+            System.err.println("usage: Harness run|run-gpu DET POSE PRECISION IMAGE... | errors DET POSE");
             System.exit(64);
         }
         String det = args[1], pose = args[2];
-        if (args[0].equals("run")) {
-            try (NativeCore core = new NativeCore(det, pose, args[3], 1, false)) {
+        if (args[0].equals("run") || args[0].equals("run-gpu")) {
+            // run-gpu: the app's GPU switch (Vulkan), on whatever device the host has (CI: lavapipe).
+            try (NativeCore core = new NativeCore(det, pose, args[3], 1, args[0].equals("run-gpu"))) {
                 for (int i = 4; i < args.length; i++) {
                     Ppm img = readPpm(args[i]);
                     PoseResult r = core.processImage(img.rgba, img.width, img.height, NativeCore.FORMAT_RGBA);
