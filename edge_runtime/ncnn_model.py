@@ -34,7 +34,7 @@ class NcnnModel:
     """Loaded model: `.meta` (ModelMeta), `.net` (ncnn.Net), `run(mat)` -> {role: array}."""
 
     def __init__(self, model: str, task: Optional[str] = None, threads: Optional[int] = None,
-                 precision: Optional[str] = None, fp16: Optional[bool] = None):
+                 precision: Optional[str] = None, fp16: Optional[bool] = None, probe: bool = True):
         import ncnn  # the one binary dependency; imported here so metadata tools work without it
 
         if precision is not None and precision not in PRECISIONS:
@@ -89,6 +89,9 @@ class NcnnModel:
         self.net = net
         self._ncnn = ncnn
         self._pixel_type, self._mean, self._norm = self._input_rule(meta, ncnn)
+        if probe:
+            from .model_check import validate
+            validate(self)     # graph vs metadata, int8 scales, finite outputs (BadModelError)
 
     @staticmethod
     def _input_rule(meta: ModelMeta, ncnn):

@@ -69,13 +69,13 @@ class ModelMeta:
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
 
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
     def save(self, json_path: str) -> None:
-        """Write atomically: a reader never sees a half-written file."""
-        tmp = json_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.to_dict(), f, indent=1)
-            f.write("\n")
-        os.replace(tmp, json_path)
+        """Write atomically, never over a file edgepose did not write (edgepose.files)."""
+        from .files import atomic_write
+        atomic_write(json_path, self.to_json())
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any], origin: str = "<dict>") -> "ModelMeta":

@@ -596,14 +596,9 @@ def read_model(param_path: str, bin_path: Optional[str] = None) -> NcnnModel:
     return model
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def write_model(model: NcnnModel, param_path: str, bin_path: str) -> None:
-    """Write both files atomically (temp name, then rename)."""
-    _write_atomic(bin_path, model.bin_bytes())
-    _write_atomic(param_path, model.param_text().encode("utf-8"))
+    """Write both files atomically (temp name, then rename), for scratch folders edgepose alone
+    uses (calibration, sensitivity). A user's output goes through edgepose.files.Outputs."""
+    from .files import replace_file
+    replace_file(bin_path, model.bin_bytes())
+    replace_file(param_path, model.param_text().encode("utf-8"))
