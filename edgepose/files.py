@@ -97,7 +97,7 @@ def replace_file(path: str, content: Union[bytes, str, Callable[[str], None]]) -
     tmp = _temp_beside(path)
     try:
         _fill(tmp, content)
-        os.replace(tmp, path)
+        _rename(tmp, path)
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -174,6 +174,13 @@ def put_in_place(tmp: str, path: str) -> str:
 
 def _rename(tmp: str, path: str) -> None:
     os.replace(tmp, path)      # the one rename-into-place of the package
+
+
+def move_into_cache(tmp: str, path: str) -> str:
+    """Rename a finished, verified temporary file over `path` in edgepose's own cache (no
+    ownership rule: a wrong file under a cache name is replaced by the verified one)."""
+    _rename(tmp, path)
+    return path
 
 
 def _same_file(a: str, b: str) -> bool:

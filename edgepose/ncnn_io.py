@@ -18,7 +18,6 @@ text, so reading then writing an unchanged model reproduces it byte for byte.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 

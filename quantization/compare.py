@@ -18,7 +18,7 @@ import numpy as np
 
 from edgepose.runtime.image_input import as_bgr8, read_image
 
-from edgepose.errors import EdgeposeError
+from edgepose.errors import EdgeposeError, InferenceError
 from edgepose.model_meta import FORMAT, ModelMeta, find_model, model_files
 
 from . import agreement
@@ -276,6 +276,14 @@ def _pose_ap(dataset: Dataset, results: List[Dict[str, Any]], num_keypoints: int
     return {"body": evaluate_keypoints(dataset.gt, results, kind="coco17")}
 
 
+def _check_finite(variant: "Variant", image: str, *arrays: np.ndarray) -> None:
+    """A NaN output would pass through argmax and mean() as a number; it is a failure."""
+    bad = sum(int(np.count_nonzero(~np.isfinite(np.asarray(a, np.float64)))) for a in arrays)
+    if bad:
+        raise InferenceError(f"{variant.json_path}: {bad} NaN/Inf output values on {image}; "
+                             f"this variant's results would be meaningless")
+
+
 def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] = None,
                  threads: Optional[int] = None, progress: bool = True,
                  det_score: float = DET_SCORE_THR) -> Dict[str, Any]:
@@ -324,6 +332,7 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
         for v in variants:
             est = estimators[v.label]
             sx, sy = _timed(timers[v.label], len(crops), est.inference, crops)
+            _check_finite(v, item.path, sx, sy)
             pts, sc = est.postprocess(sx, sy, centers, scales, runs)
             kpts[v.label].append(pts[runs])
             bins[v.label].append(agreement.simcc_bins(sx, sy))
@@ -375,6 +384,7 @@ def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optiona
             warmed = True
         for v in variants:
             boxes, scores = _timed(timers[v.label], 1, detectors[v.label], image)
+            _check_finite(v, item.path, boxes, scores)
             dets[v.label][item.image_id] = (boxes, scores)
             counts[v.label] += len(boxes)
         ref_boxes = dets[ref][item.image_id][0]
@@ -399,7 +409,16 @@ def compare(models: Sequence[str], data: str, out_dir: str, det: Optional[str] =
             plots: bool = True, progress: bool = True, det_score: float = DET_SCORE_THR) -> Dict[str, Any]:
     """Run the variants, write report.md + report.json (+ PNG plots) into out_dir; return the report."""
     from . import report as report_mod
-    report_mod.check_out_dir(out_dir)
+    outputs = report_mod.check_out_dir(out_dir)
+    try:
+        return _compare_into(outputs, models, data, det, threads, max_images, fp16, plots, progress, det_score)
+    except BaseException:
+        outputs.rollback()
+        raise
+
+
+def _compare_into(outputs, models, data, det, threads, max_images, fp16, plots, progress, det_score):
+    from . import report as report_mod
     variants = resolve_variants(models, fp16=fp16)
     dataset = load_dataset(data, max_images=max_images)
     if variants[0].meta.task == "pose":
@@ -413,4 +432,4 @@ def compare(models: Sequence[str], data: str, out_dir: str, det: Optional[str] =
         result = compare_detector(variants, dataset, threads=threads, progress=progress)
     result["data"] = dataset.gt_path or os.path.abspath(data)
     result["threads"] = threads
-    return report_mod.write_report(result, out_dir, plots=plots)
+    return report_mod.write_report(result, outputs, plots=plots)
