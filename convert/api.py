@@ -271,6 +271,7 @@ def _convert_into(source, ext, outputs: Outputs, name, config, fp16, check, chec
                 hint = "; the model is too sensitive for fp16 weights: convert without --fp16" if fp16 else ""
                 raise EdgeposeError(f"{source}: converted model does not reproduce the source "
                                     f"({result.line()}); nothing written{hint}")
+        meta.checksums = {meta.param: sha256_of(tmp[".ncnn.param"]), meta.bin: sha256_of(tmp[".ncnn.bin"])}
         outputs.write(name + ".json", meta.to_json())
         # metadata last: a model only looks whole once its weights are in place
         written = outputs.commit(order=[name + ".ncnn.param", name + ".ncnn.bin"])

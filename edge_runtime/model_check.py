@@ -1,6 +1,8 @@
 """Does a loaded graph match its metadata? Checked once at load, so a wrong model fails there
 with the file named instead of returning squeezed keypoints or a grid of boxes.
 
+- Files: the sha256 of the .param and .bin the metadata records (`checksums`, written by
+  convert and quantize) must match: a damaged byte anywhere in them is caught here.
 - Weights: every float blob finite; every int8 scale (weight, bottom, top, Quantize/Dequantize/
   Requantize scales) finite, positive and below MAX_INT8_SCALE (ncnn multiplies a float by the
   scale and rounds to int8: a scale of 0 turns every input to 0, a huge one saturates it).
@@ -14,6 +16,7 @@ The probe is one small inference (pose: one crop; detector: one letterboxed inpu
 from __future__ import annotations
 
 import math
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -52,6 +55,24 @@ def check_weights(parsed: ParsedModel, origin: str) -> None:
                     raise BadModelError(f"{where}: int8 scale {lo if lo <= 0.0 else hi:g} is not within "
                                         f"(0, {MAX_INT8_SCALE:g}]; the int8 scale data is damaged "
                                         f"(re-quantize with `edgepose quantize`)")
+
+
+def check_checksums(meta, json_path: str) -> None:
+    """The .param/.bin are the ones the metadata was written with (when it records them)."""
+    from edgepose.files import sha256_of
+    sums = meta.checksums or {}
+    if not sums:
+        return
+    if not isinstance(sums, dict):
+        raise BadModelError(f"{json_path}: 'checksums' is not an object; the metadata is damaged")
+    for path in (meta.param_path(json_path), meta.bin_path(json_path)):
+        want = sums.get(os.path.basename(path))
+        if not isinstance(want, str):
+            raise BadModelError(f"{json_path}: records no sha256 for {os.path.basename(path)} "
+                                f"(has {', '.join(map(str, sums))}); the metadata is damaged")
+        if sha256_of(path) != want:
+            raise BadModelError(f"{path}: content differs from what {os.path.basename(json_path)} records "
+                                f"(sha256); the file is damaged or belongs to another model (re-convert it)")
 
 
 def check_weight_files(param: str, binf: str) -> None:
@@ -124,12 +145,16 @@ def check_outputs(outputs: Dict[str, np.ndarray], meta, origin: str) -> None:
             + f"): {'; '.join(problems)}; the .json belongs to another model (re-convert it)")
 
 
-def validate(model) -> None:
-    """Checks for a loaded edge_runtime NcnnModel (see the module docstring)."""
-    meta = model.meta
-    param, binf = meta.param_path(model.json_path), meta.bin_path(model.json_path)
+def check_files(meta, json_path: str) -> None:
+    """Before ncnn reads them: the files are the recorded ones, and int8 scales are usable."""
+    check_checksums(meta, json_path)
     if meta.precision in ("int8", "mixed"):
-        check_weight_files(param, binf)
+        check_weight_files(meta.param_path(json_path), meta.bin_path(json_path))
+
+
+def validate(model) -> None:
+    """After loading: one probe inference (see the module docstring)."""
+    meta = model.meta
     w, h = model.input_size
     outputs = model.run(model.mat_from_bgr(probe_pixels(w, h)))
     check_outputs(outputs, meta, model.json_path)

@@ -52,6 +52,9 @@ class NcnnModel:
         for path in (param, binf):
             if not os.path.isfile(path):
                 raise EdgeposeError(f"{path}: missing (named by {self.json_path}); re-run `edgepose convert`")
+        if probe:
+            from .model_check import check_files
+            check_files(meta, self.json_path)   # recorded sha256 / int8 scales, before ncnn parses them
 
         self.precision = precision or ("fp16" if is_arm() else "fp32")
         if fp16 is not None:

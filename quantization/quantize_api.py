@@ -8,6 +8,7 @@ the target and renamed into place, so a failed run leaves nothing that looks who
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
@@ -87,8 +88,10 @@ def _open_folder(final: str, name: str, inputs: Sequence[str], overwrite: bool) 
 
 def _write_folder(model: NcnnModel, meta: ModelMeta, outputs: Outputs, name: str) -> str:
     """Weights, then metadata; staged and renamed into place together (edgepose.files)."""
-    outputs.write(meta.bin, model.bin_bytes())
-    outputs.write(meta.param, model.param_text().encode("utf-8"))
+    weights, graph = model.bin_bytes(), model.param_text().encode("utf-8")
+    outputs.write(meta.bin, weights)
+    outputs.write(meta.param, graph)
+    meta.checksums = {meta.param: hashlib.sha256(graph).hexdigest(), meta.bin: hashlib.sha256(weights).hexdigest()}
     outputs.write(f"{name}.json", meta.to_json())
     outputs.commit(order=[meta.bin, meta.param])
     return outputs.path(f"{name}.json")
@@ -147,7 +150,7 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
         raise
 
 
-def _quantize_into(outputs, name, meta, json_path, param, binf, calib_images, method, target, det_model,
+def _quantize_into(outputs, out_name, meta, json_path, param, binf, calib_images, method, target, det_model,
                    max_images, max_inputs, eval_inputs, quantize_input_layer, output_error, bias_correction,
                    output_inputs, rank_by, float_depthwise, progress, log, threads) -> str:
     model = read_model(param, binf)
@@ -249,8 +252,9 @@ def _quantize_into(outputs, name, meta, json_path, param, binf, calib_images, me
         "source_model": meta.name,
         "activation_scales": {n: float(v) for n, v in scales.items()},
     })
+    name = out_name
     if name != f"{meta.name}-{suffix}":
-        raise AssertionError((name, suffix))
+        raise AssertionError((name, suffix))    # chosen before the work from the same flags
     if not score.finite():
         raise InferenceError(f"{json_path}: the quantized model's agreement with fp32 is not finite "
                              f"({', '.join(f'{k} {v}' for k, v in score.as_dict().items())}); nothing written")
