@@ -46,15 +46,16 @@ def check_weights(parsed: ParsedModel, origin: str) -> None:
             values = blob.to_float()
             where = f"{origin}: layer {layer.name} ({layer.type}) {blob.name}"
             bad = int(np.count_nonzero(~np.isfinite(values)))
-            if bad:
+            if _is_scale(layer.type, blob.name) and values.size:
+                lo = float(np.nanmin(values)) if bad < values.size else float("nan")
+                hi = float(np.nanmax(values)) if bad < values.size else float("nan")
+                if bad or lo <= 0.0 or hi > MAX_INT8_SCALE:
+                    shown = "NaN/Inf" if bad else f"{lo if lo <= 0.0 else hi:g}"
+                    raise BadModelError(f"{where}: int8 scale {shown} is not within (0, {MAX_INT8_SCALE:g}]; "
+                                        f"the int8 scale data is damaged (re-quantize with `edgepose quantize`)")
+            elif bad:
                 raise BadModelError(f"{where}: {bad} of {values.size} values are NaN or infinite; "
                                     f"the model is damaged (re-convert or re-quantize it)")
-            if _is_scale(layer.type, blob.name) and values.size:
-                lo, hi = float(values.min()), float(values.max())
-                if lo <= 0.0 or hi > MAX_INT8_SCALE:
-                    raise BadModelError(f"{where}: int8 scale {lo if lo <= 0.0 else hi:g} is not within "
-                                        f"(0, {MAX_INT8_SCALE:g}]; the int8 scale data is damaged "
-                                        f"(re-quantize with `edgepose quantize`)")
 
 
 def check_checksums(meta, json_path: str) -> None:
