@@ -136,6 +136,9 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
     if meta.precision not in ("fp32", "fp16"):
         raise EdgeposeError(f"{json_path}: is already {meta.precision}; quantize the fp32 model")
     param, binf = meta.param_path(json_path), meta.bin_path(json_path)
+    # The runtime's load checks (recorded checksums, graph vs metadata, finite outputs) first
+    from edgepose.runtime.ncnn_model import NcnnModel as LoadedModel
+    LoadedModel(json_path, precision="fp32", threads=1)
     mixed = target is not None or float_depthwise
     name = f"{meta.name}-{'mixed' if mixed else 'int8'}"
     # Before the long calibration: a bad -o fails in a second, not after it

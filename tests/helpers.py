@@ -118,8 +118,9 @@ UNWRITABLE_DIR = "/sys/kernel"               # exists, and not writable even for
 UNCREATABLE_DIR = "/sys/edgepose-corpus/out"  # cannot be created even by root
 
 
-def tree_hashes(*roots) -> dict:
-    """{path: sha256} of every file under the given files/folders (missing roots: nothing)."""
+def tree_hashes(*roots, ignore=()) -> dict:
+    """{path: sha256} of every file under the given files/folders (missing roots: nothing;
+    file names in `ignore` left out, e.g. edgepose's own manifest)."""
     from edgepose.files import sha256_of
     out = {}
     for root in roots:
@@ -128,7 +129,7 @@ def tree_hashes(*roots) -> dict:
             out[str(root)] = sha256_of(str(root))
         elif root.is_dir():
             for p in sorted(root.rglob("*")):
-                if p.is_file():
+                if p.is_file() and p.name not in ignore:
                     out[str(p)] = sha256_of(str(p))
     return out
 
@@ -283,3 +284,25 @@ def damage_int8_scales(folder, blob: str, value: float, keep_checksums: bool = F
         data = json.loads(meta_path.read_text())
         data["checksums"][binf.name] = hashlib.sha256(weights).hexdigest()
         meta_path.write_text(json.dumps(data, indent=1))
+
+
+def json_changes(before: bytes, after: bytes):
+    """Dotted paths of the values a text change altered, when both parse as JSON (else None)."""
+    import json
+    try:
+        a, b = json.loads(before), json.loads(after)
+    except ValueError:
+        return None
+    out = []
+
+    def walk(x, y, path):
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in sorted(set(x) | set(y), key=str):
+                walk(x.get(k), y.get(k), f"{path}.{k}" if path else str(k))
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (u, v) in enumerate(zip(x, y)):
+                walk(u, v, f"{path}[{i}]")
+        elif x != y or type(x) is not type(y):
+            out.append(path)
+    walk(a, b, "")
+    return out
