@@ -12,7 +12,7 @@ from edgepose.files import MANIFEST
 from helpers import (PERSON_IMAGE, UNCREATABLE_DIR, UNWRITABLE_DIR, CliOutcome, copy_model, model_file,
                      json_changes, mutate_bytes, mutate_text, tree_hashes)
 
-COCO_MINI = "data/coco_kp17_coco_mini"
+COCO_MINI = "data/coco_kp17_val2017_merged/person_keypoints_val2017_merged.json"
 
 
 @pytest.fixture

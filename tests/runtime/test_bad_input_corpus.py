@@ -100,9 +100,14 @@ def test_unreadable_image_leaves_no_output(corpus, tmp_path):
 def test_zero_frame_video_leaves_no_output(corpus, tmp_path):
     video = tmp_path / "empty.mp4"
     w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (64, 64))
-    w.release()                                     # a valid container with no frame
-    if not video.exists():
-        video.write_bytes(b"")
+    for i in range(3):
+        w.write(np.random.default_rng(i).integers(0, 255, (64, 64, 3)).astype(np.uint8))
+    w.release()
+    data = bytearray(video.read_bytes())
+    start, index = data.find(b"mdat") + 8, data.find(b"moov")
+    data[start:index - 4] = bytes(index - 4 - start)   # the container opens; no frame decodes
+    video.write_bytes(bytes(data))
+    assert cv2.VideoCapture(str(video)).isOpened()
     out = tmp_path / "out"
     out.mkdir()                                     # an existing folder: it stays, empty
     r = CliOutcome(_run_args(corpus, out, image=video))
