@@ -2,7 +2,7 @@
 
 A write goes to a temporary file beside its target and is renamed over it only when complete, so a
 crash or Ctrl-C leaves either the old file or the new one. A file edgepose did not write is never
-replaced: each folder edgepose writes into holds a manifest (`.edgepose-manifest.json`) with the
+replaced: each folder edgepose writes into holds a manifest (`.edgepose-manifest`, JSON) with the
 sha256 of every file it wrote there; an existing target is replaced only when the manifest lists it
 with its current content (a file the user edited since is theirs again).
 
@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from .errors import BadArgumentError
 
-MANIFEST = ".edgepose-manifest.json"
+MANIFEST = ".edgepose-manifest"  # no .json: a `*.json` glob over a model folder finds only models
 CHUNK = 1 << 20
 
 
