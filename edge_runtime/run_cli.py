@@ -136,7 +136,7 @@ class _Outputs:
         self.json_name = f"{source.stem}_keypoints.json"
         self.json_path = self.files.path(self.json_name)
         try:
-            self.files.claim(*self._planned())
+            self.files.claim(*self._planned(), *self._earlier_openpose_files())
         except BaseException:
             self.files.rollback()
             raise
@@ -157,6 +157,18 @@ class _Outputs:
                 files = [self.source.spec] if self.source.kind == "image" else self.source._files
                 names += [_image_output_name(os.path.basename(f)) for f in files]
         return names
+
+    def _earlier_openpose_files(self) -> List[str]:
+        """Per-frame OpenPose files already in openpose/ under this run's names: checked up front
+        (a user's file there fails the run before the first frame, not in the middle)."""
+        folder = self.files.path("openpose")
+        if not (self.openpose and os.path.isdir(folder)):
+            return []
+        video = self.source.kind in ("video", "camera")
+        files = [] if video else ([self.source.spec] if self.source.kind == "image" else self.source._files)
+        stems = [self.source.stem] if video else [os.path.splitext(os.path.basename(f))[0] for f in files]
+        return [f"openpose/{n}" for n in sorted(os.listdir(folder))
+                if n.endswith("_keypoints.json") and any(n.startswith(st + "_") for st in stems)]
 
     def _picture(self, image, poses, kset, fps):
         from .draw import draw_fps, draw_mmpose, draw_openpose
