@@ -223,9 +223,10 @@ def compare(reference: Callable[[np.ndarray], List[np.ndarray]], param: str, bin
 
 def check_finite_weights(param: str, binf: str, source: str) -> None:
     """A converted model whose weights hold NaN/Inf is refused before anything is written."""
-    from edgepose.errors import with_context
-    from edgepose.runtime.model_check import check_weight_files
+    from edgepose.errors import BadModelError
+    from edgepose.ncnn_io import read_model
+    from edgepose.runtime.model_check import check_weights
     try:
-        check_weight_files(param, binf)
-    except EdgeposeError as e:
-        raise with_context(e, f"{source}: converted weights are not finite; nothing written: ") from None
+        check_weights(read_model(param, binf), f"{source}: converted")
+    except BadModelError as e:
+        raise BadModelError(f"{e}; nothing written") from None

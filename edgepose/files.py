@@ -223,6 +223,8 @@ class Outputs:
         while not os.path.exists(f) and f != os.path.dirname(f):
             missing.append(f)
             f = os.path.dirname(f)
+        if missing and not os.path.isdir(f):
+            raise BadArgumentError(f"{f}: exists and is not a folder (the {self.what} {folder} would be in it)")
         ensure_writable_folder(folder, self.what)
         self._created += [m for m in reversed(missing) if m not in self._created]
 
