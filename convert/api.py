@@ -6,7 +6,6 @@ under temporary names, pass the self-check, and only then are renamed into place
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -16,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from edgepose.errors import EdgeposeError
-from edgepose.files import sha256_of
+from edgepose.files import Outputs, sha256_of
 from edgepose.model_meta import ModelMeta
 
 from . import fold_input, fp16_mask, onnx_source, pnnx_export, selfcheck, weight_precision
@@ -38,34 +37,16 @@ def tool_versions() -> Dict[str, str]:
     return out
 
 
-def _prepare_out_dir(out_dir: str, name: str) -> Dict[str, str]:
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise EdgeposeError(f"{out_dir}: output path exists and is not a folder")
+def _prepare_out_dir(out_dir: str, name: str, source: str) -> Outputs:
+    """The output folder, proven writable, with the three targets checked (edgepose's own earlier
+    files may be replaced; a user's file or the source itself never)."""
+    outputs = Outputs(out_dir, "output folder", inputs=[source])
     try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as e:
-        raise EdgeposeError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
-    probe = os.path.join(out_dir, f".edgepose-write-test-{os.getpid()}")
-    try:
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise EdgeposeError(f"{out_dir}: output folder is not writable ({e.strerror})") from None
-    targets = {s: os.path.join(out_dir, name + s) for s in OUTPUT_SUFFIXES}
-    ours = False
-    if os.path.exists(targets[".json"]):
-        try:
-            ModelMeta.load(targets[".json"])
-            ours = True
-        except EdgeposeError:
-            raise EdgeposeError(f"{targets['.json']}: exists and is not an edgepose model file; "
-                                f"refusing to overwrite it (choose another --name or folder)") from None
-    for suffix in (".ncnn.param", ".ncnn.bin"):
-        if os.path.exists(targets[suffix]) and not ours:
-            raise EdgeposeError(f"{targets[suffix]}: exists without edgepose metadata beside it; "
-                                f"refusing to overwrite it (choose another --name or folder)")
-    return targets
+        outputs.claim(*(name + s for s in OUTPUT_SUFFIXES))
+    except BaseException:
+        outputs.rollback()
+        raise
+    return outputs
 
 
 def _keypoints_meta(set_name: Optional[str], count: int) -> Optional[Dict]:
@@ -227,17 +208,15 @@ def convert(source: str, out_dir: str, config: Optional[str] = None, fp16: bool 
     name = name or (stem + ("_fp16" if fp16 else ""))
     if os.sep in name or name.startswith("."):
         raise EdgeposeError(f"--name {name!r}: must be a plain file name")
-    created = not os.path.exists(out_dir)
-    targets = _prepare_out_dir(out_dir, name)
+    outputs = _prepare_out_dir(out_dir, name, source)
     try:
-        return _convert_into(source, ext, out_dir, targets, name, config, fp16, check, check_images, log)
+        return _convert_into(source, ext, outputs, name, config, fp16, check, check_images, log)
     except BaseException:
-        if created and os.path.isdir(out_dir) and not os.listdir(out_dir):
-            os.rmdir(out_dir)   # a folder we made for a failed conversion goes too
+        outputs.rollback()      # staged files and a folder we made for a failed conversion go
         raise
 
 
-def _convert_into(source, ext, out_dir, targets, name, config, fp16, check, check_images, log) -> str:
+def _convert_into(source, ext, outputs: Outputs, name, config, fp16, check, check_images, log) -> str:
     with tempfile.TemporaryDirectory(prefix="edgepose-convert-") as work:
         if ext == ".onnx":
             src = onnx_source.inspect(source, **_config_sizes(config))
@@ -275,31 +254,27 @@ def _convert_into(source, ext, out_dir, targets, name, config, fp16, check, chec
                     "family": src.family, "tools": tool_versions(), "notes": src.notes},
         )
 
-        tmp = {s: os.path.join(out_dir, f".{name}{s}.tmp-{os.getpid()}") for s in OUTPUT_SUFFIXES}
-        try:
-            shutil.copyfile(param, tmp[".ncnn.param"])
-            shutil.copyfile(binf, tmp[".ncnn.bin"])
-            if check:
-                pad = (src.detector or {}).get("pad_value", 114)
-                images, phrase = selfcheck.check_inputs(src.task, src.input_width, src.input_height, pad,
-                                                        check_images)
-                result = selfcheck.compare(reference, tmp[".ncnn.param"], tmp[".ncnn.bin"], meta.input_blob,
-                                           blobs, images, phrase, pose=src.task == "pose", fp16=fp16)
-                log(f"{name}: {result.line()}")
-                if not result.passed:
-                    hint = "; the model is too sensitive for fp16 weights: convert without --fp16" if fp16 else ""
-                    raise EdgeposeError(f"{source}: converted model does not reproduce the source "
-                                        f"({result.line()}); nothing written{hint}")
-            with open(tmp[".json"], "w") as f:
-                json.dump(meta.to_dict(), f, indent=1)
-                f.write("\n")
-            os.replace(tmp[".ncnn.param"], targets[".ncnn.param"])
-            os.replace(tmp[".ncnn.bin"], targets[".ncnn.bin"])
-            os.replace(tmp[".json"], targets[".json"])
-        finally:
-            for p in tmp.values():
-                if os.path.exists(p):
-                    os.remove(p)
+        tmp = {s: outputs.stage(name + s) for s in OUTPUT_SUFFIXES}
+        shutil.copyfile(param, tmp[".ncnn.param"])
+        shutil.copyfile(binf, tmp[".ncnn.bin"])
+        # Refused before anything is written: weights that are not finite make every output garbage
+        selfcheck.check_finite_weights(tmp[".ncnn.param"], tmp[".ncnn.bin"], source)
+        if check:
+            pad = (src.detector or {}).get("pad_value", 114)
+            images, phrase = selfcheck.check_inputs(src.task, src.input_width, src.input_height, pad,
+                                                    check_images)
+            result = selfcheck.compare(reference, tmp[".ncnn.param"], tmp[".ncnn.bin"], meta.input_blob,
+                                       blobs, images, phrase, pose=src.task == "pose", fp16=fp16)
+            log(f"{name}: {result.line()}")
+            if not result.passed:
+                hint = "; the model is too sensitive for fp16 weights: convert without --fp16" if fp16 else ""
+                raise EdgeposeError(f"{source}: converted model does not reproduce the source "
+                                    f"({result.line()}); nothing written{hint}")
+        meta.checksums = {meta.param: sha256_of(tmp[".ncnn.param"]), meta.bin: sha256_of(tmp[".ncnn.bin"])}
+        outputs.write(name + ".json", meta.to_json())
+        # metadata last: a model only looks whole once its weights are in place
+        written = outputs.commit(order=[name + ".ncnn.param", name + ".ncnn.bin"])
+    targets = dict(zip(OUTPUT_SUFFIXES, written))
     for note in src.notes:
         log(f"{name}: note: {note}")
     log(f"{name}: wrote {targets['.ncnn.param']}, {os.path.basename(targets['.ncnn.bin'])}, "

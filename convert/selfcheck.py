@@ -55,6 +55,7 @@ class CheckResult:
     within_one_bin: Optional[float]       # pose only
     passed: bool
     bound: str
+    non_finite: int = 0      # NaN/Inf values in the ncnn or source outputs: always a failure
 
     @property
     def rel(self) -> float:
@@ -66,6 +67,8 @@ class CheckResult:
         if self.argmax_agreement is not None:
             s += (f", SimCC argmax agreement {100 * self.argmax_agreement:.1f}% "
                   f"(within one bin {100 * self.within_one_bin:.1f}%)")
+        if self.non_finite:
+            s += f", {self.non_finite} NaN/Inf output values"
         return s + (" - OK" if self.passed else f" - FAILED ({self.bound})")
 
 
@@ -181,6 +184,7 @@ def compare(reference: Callable[[np.ndarray], List[np.ndarray]], param: str, bin
     """`reference` takes raw BGR pixels [1,3,H,W] float32 and returns the source outputs."""
     max_abs, max_mag = 0.0, 0.0
     agree, within, total = 0, 0, 0
+    non_finite = 0      # counted apart: Python's max(0.0, nan) is 0.0, so NaN would look like a match
     for img in images:
         pix = img.transpose(2, 0, 1).astype(np.float32)[None]
         ref = [np.asarray(r, np.float32) for r in reference(pix)]
@@ -189,8 +193,12 @@ def compare(reference: Callable[[np.ndarray], List[np.ndarray]], param: str, bin
             if r.size != g.size:
                 raise EdgeposeError(f"{param}: ncnn output has {g.size} values, source has {r.size}")
             g = g.reshape(r.shape)
-            max_abs = max(max_abs, float(np.abs(r - g).max()))
-            max_mag = max(max_mag, float(np.abs(r).max()))
+            bad = ~(np.isfinite(r) & np.isfinite(g))
+            non_finite += int(np.count_nonzero(~np.isfinite(r)) + np.count_nonzero(~np.isfinite(g)))
+            if bad.all():
+                continue
+            max_abs = max(max_abs, float(np.abs(r - g)[~bad].max()))
+            max_mag = max(max_mag, float(np.abs(r)[~bad].max()))
             if pose:
                 a, b = r.argmax(-1), g.argmax(-1)
                 agree += int((a == b).sum())
@@ -208,4 +216,17 @@ def compare(reference: Callable[[np.ndarray], List[np.ndarray]], param: str, bin
         bound = f"fp32: max abs diff <= {limit} x max |output|" + \
             (f", argmax agreement >= {FP32_MIN_ARGMAX:.0%}" if pose else "")
         passed = rel <= limit and (not pose or arg >= FP32_MIN_ARGMAX)
-    return CheckResult(phrase, len(images), max_abs, max_mag, arg, one, passed, bound)
+    if non_finite:
+        passed, bound = False, "every output value must be finite"
+    return CheckResult(phrase, len(images), max_abs, max_mag, arg, one, bool(passed), bound, non_finite)
+
+
+def check_finite_weights(param: str, binf: str, source: str) -> None:
+    """A converted model whose weights hold NaN/Inf is refused before anything is written."""
+    from edgepose.errors import BadModelError
+    from edgepose.ncnn_io import read_model
+    from edgepose.runtime.model_check import check_weights
+    try:
+        check_weights(read_model(param, binf), f"{source}: converted")
+    except BadModelError as e:
+        raise BadModelError(f"{e}; nothing written") from None

@@ -22,7 +22,7 @@ import urllib.request
 from typing import Any, Callable, Dict, Optional
 
 from edgepose.errors import EdgeposeError, OfflineError
-from edgepose.files import cache_dir, sha256_of
+from edgepose.files import cache_dir, move_into_cache, sha256_of
 
 MANIFEST = os.path.join(os.path.dirname(os.path.abspath(__file__)), "zoo.json")
 DEFAULT_TIMEOUT = 10.0  # seconds per connect/read: offline fails fast, not after minutes
@@ -150,7 +150,7 @@ def _download(url: str, target: str, prefix: Optional[str], full: Optional[str],
         problem = _checksum_problem(digest.hexdigest(), prefix, full)
         if problem:
             raise EdgeposeError(f"download of {url} failed verification ({problem}); nothing was saved")
-        os.replace(part, target)
+        move_into_cache(part, target)
     finally:
         if os.path.exists(part):
             os.remove(part)

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args) -> int:
-    from .bench.report import table_lines, write
+    from .bench.report import open_output, table_lines, write
     from .bench.run import bench
     from .bench.scenarios import expand_images, shared_pool
     from edgepose.errors import EdgeposeError
@@ -52,15 +52,20 @@ def main(args) -> int:
     threads = args.threads or list(range(1, (os.cpu_count() or 1) + 1))
     if any(t < 1 for t in threads):
         raise EdgeposeError(f"--threads must be positive, got {threads}")
-    report = bench(args.det, args.pose, images, precisions=args.precision, threads=threads,
-                   targets=sorted(set(args.persons)), seconds=None if args.frames else args.seconds,
-                   frames=args.frames, warmup=args.warmup, det_every=args.det_every,
-                   baseline=not args.no_baseline, det_onnx=args.det_onnx, pose_onnx=args.pose_onnx,
-                   concurrency=args.concurrency, rounds=args.rounds, extra_rounds=args.extra_rounds,
-                   memory=not args.no_memory, devices=args.device)
+    outputs = open_output(args.output)      # a bad -o fails now, not after minutes of timing
+    try:
+        report = bench(args.det, args.pose, images, precisions=args.precision, threads=threads,
+                       targets=sorted(set(args.persons)), seconds=None if args.frames else args.seconds,
+                       frames=args.frames, warmup=args.warmup, det_every=args.det_every,
+                       baseline=not args.no_baseline, det_onnx=args.det_onnx, pose_onnx=args.pose_onnx,
+                       concurrency=args.concurrency, rounds=args.rounds, extra_rounds=args.extra_rounds,
+                       memory=not args.no_memory, devices=args.device)
+    except BaseException:
+        outputs.rollback()
+        raise
     print()
     for line in table_lines(report["rows"]):
         print(line)
-    paths = write(report, args.output)
+    paths = write(report, outputs)
     print("\nwritten: " + ", ".join(paths.values()))
     return 0

@@ -21,7 +21,7 @@ from typing import Dict, Optional
 
 from edgepose.errors import (BadArgumentError, BadImageError, EdgeposeError, ModelNotFoundError, OfflineError,
                              with_context)
-from edgepose.files import cache_dir
+from edgepose.files import cache_dir, replace_file
 
 DEFAULT_POSE = "dwpose-t"
 DEFAULT_DET = "rtmdet-nano-person"
@@ -47,10 +47,7 @@ def _remember(det: str, pose: str) -> None:
     path = _registry_path()
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump({"det": os.path.abspath(det), "pose": os.path.abspath(pose)}, f, indent=1)
-        os.replace(tmp, path)
+        replace_file(path, json.dumps({"det": os.path.abspath(det), "pose": os.path.abspath(pose)}, indent=1))
     except OSError:
         pass  # only a convenience for later `edgepose run`
 

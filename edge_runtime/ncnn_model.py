@@ -45,7 +45,8 @@ class NcnnModel:
     """Loaded model: `.meta` (ModelMeta), `.net` (ncnn.Net), `run(mat)` -> {role: array}."""
 
     def __init__(self, model: str, task: Optional[str] = None, threads: Optional[int] = None,
-                 precision: Optional[str] = None, fp16: Optional[bool] = None, device: Optional[str] = None):
+                 precision: Optional[str] = None, fp16: Optional[bool] = None, device: Optional[str] = None,
+                 probe: bool = True):
         import ncnn  # the one binary dependency; imported here so metadata tools work without it
 
         if precision is not None and precision not in PRECISIONS:
@@ -63,6 +64,9 @@ class NcnnModel:
         for path in (param, binf):
             if not os.path.isfile(path):
                 raise EdgeposeError(f"{path}: missing (named by {self.json_path}); re-run `edgepose convert`")
+        if probe:
+            from .model_check import check_files
+            check_files(meta, self.json_path)   # recorded sha256 / int8 scales, before ncnn parses them
 
         self.gpu = gpu = devices.select_device(device)  # None: the CPU
         if gpu is not None:
@@ -108,6 +112,9 @@ class NcnnModel:
         self.net = net
         self._ncnn = ncnn
         self._pixel_type, self._mean, self._norm = self._input_rule(meta, ncnn)
+        if probe:
+            from .model_check import validate
+            validate(self)     # graph vs metadata, int8 scales, finite outputs (BadModelError)
 
     @staticmethod
     def _input_rule(meta: ModelMeta, ncnn):

@@ -16,8 +16,6 @@ threshold are written as 0, 0, 0, as OpenPose does for undetected points.
 """
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -84,12 +82,3 @@ def openpose_frame(keypoints, scores, width: int, height: int, track_ids=None,
                 person["hand_right_keypoints_2d"] = _flat(keypoints[n, r0:r1], scores[n, r0:r1], threshold)
             people.append(person)
     return {"version": 1.3, "canvas_width": int(width), "canvas_height": int(height), "people": people}
-
-
-def write_json_atomic(path: str, data) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, separators=(",", ":"))
-        f.write("\n")
-    os.replace(tmp, path)

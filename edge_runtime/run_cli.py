@@ -6,21 +6,19 @@ Writes into the output folder (default ./edgepose_out):
   openpose/<stem>_<frame>_keypoints.json   with --openpose-json (one file per frame, as OpenPose writes)
 Images: detector on every image, no smoothing. Video: skip-frame detection
 (--det-every), track ids, One-Euro smoothing (--no-smooth to turn off).
-Files are written under temporary names and renamed when complete.
+Files are written under temporary names and renamed when complete (edgepose.files.Outputs);
+a run that processes nothing leaves nothing behind.
 """
 from __future__ import annotations
 
-import glob
-import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from edgepose.errors import EdgeposeError, ModelNotFoundError, WrongTaskError, with_context
+from edgepose.errors import BadImageError, EdgeposeError, ModelNotFoundError, WrongTaskError, with_context
 
-OUTPUT_MANIFEST = ".edgepose-outputs.json"
 ID_SWITCH_RULE = ("id switch = a person whose box overlaps their box of the previous frame "
                   "with IoU > 0.5 but carries a different track id")
 
@@ -123,13 +121,6 @@ def resolve_models(args):
     return det, pose
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _image_output_name(name: str) -> str:
     stem, ext = os.path.splitext(name)
     ext = ext.lower() if ext.lower() in (".jpg", ".jpeg", ".png", ".bmp") else ".png"
@@ -137,81 +128,57 @@ def _image_output_name(name: str) -> str:
 
 
 class _Outputs:
-    """Everything written for one run; files go to temporary names until `finish`."""
+    """Everything written for one run, through one `edgepose.files.Outputs`: staged under
+    temporary names until `finish`; `abandon` removes it all (a failed run leaves nothing)."""
 
     def __init__(self, out_dir: str, source, style: str, openpose: bool, draw: bool, show_fps: bool,
                  threshold: float):
-        try:
-            os.makedirs(out_dir, exist_ok=True)
-        except OSError as e:
-            raise EdgeposeError(f"{out_dir}: cannot create output folder ({e.strerror})") from None
-        self.out_dir, self.source, self.style = out_dir, source, style
+        from edgepose.files import Outputs
+        self.source, self.style = source, style
         self.openpose, self.draw, self.show_fps, self.threshold = openpose, draw, show_fps, threshold
         self.coco = []
-        self.written = []
         self._writer = None
-        self._video_tmp = self._video_path = None
+        self._video_tmp = None
         self._video_size = None
-        self.json_path = os.path.join(out_dir, f"{source.stem}_keypoints.json")
-        self._claim_names()
-        if openpose:
-            self.openpose_dir = os.path.join(out_dir, "openpose")
-            os.makedirs(self.openpose_dir, exist_ok=True)
+        inputs = [source.spec] if source.kind in ("image", "video") else list(source._files)
+        self.files = Outputs(out_dir, "output folder", inputs=inputs)
+        self.out_dir = self.files.folder
+        self.json_name = f"{source.stem}_keypoints.json"
+        self.json_path = self.files.path(self.json_name)
+        try:
+            self.files.claim(*self._planned(), *self._earlier_openpose_files())
+        except BaseException:
+            self.files.rollback()
+            raise
 
-    def _planned(self):
-        """Output names (relative to out_dir) this run may write; glob patterns for per-frame files."""
+    @property
+    def written(self) -> List[str]:
+        return self.files.written
+
+    def _planned(self) -> List[str]:
+        """Output names (relative to out_dir) this run will write, checked before the first frame
+        (per-frame OpenPose files are checked as they come)."""
         video = self.source.kind in ("video", "camera")
-        names = [os.path.basename(self.json_path)]
+        names = [self.json_name]
         if self.draw:
             if video:
                 names.append(f"{self.source.stem}_pose.mp4")
             else:
                 files = [self.source.spec] if self.source.kind == "image" else self.source._files
                 names += [_image_output_name(os.path.basename(f)) for f in files]
-        patterns = []
-        if self.openpose:
-            stems = [self.source.stem] if video else \
-                [os.path.splitext(os.path.basename(f))[0] for f in ([self.source.spec] if self.source.kind == "image"
-                                                                     else self.source._files)]
-            patterns = [f"openpose/{glob.escape(st)}_[0-9]*_keypoints.json" for st in stems]
-        return names, patterns
+        return names
 
-    def _claim_names(self) -> None:
-        """Refuse to overwrite a file edgepose did not write; then record what this run writes.
-
-        `.edgepose-outputs.json` in the output folder lists the names earlier runs wrote,
-        so re-running into the same folder replaces our own results and nothing else.
-        """
-        manifest_path = os.path.join(self.out_dir, OUTPUT_MANIFEST)
-        try:
-            with open(manifest_path) as f:
-                known = json.load(f)
-            known = {"names": set(known.get("names", [])), "patterns": set(known.get("patterns", []))}
-        except (OSError, ValueError, AttributeError):
-            known = {"names": set(), "patterns": set()}
-        names, patterns = self._planned()
-        for name in names:
-            path = os.path.join(self.out_dir, name)
-            if _same_file(path, self.source.spec):
-                raise EdgeposeError(f"{path}: output would overwrite the input; choose another --output-dir")
-            if os.path.exists(path) and name not in known["names"]:
-                raise EdgeposeError(f"{path}: exists and was not written by edgepose; refusing to overwrite it "
-                                    f"(choose another --output-dir)")
-        for pattern in patterns:
-            if pattern not in known["patterns"]:
-                clash = glob.glob(os.path.join(glob.escape(self.out_dir), pattern))
-                if clash:
-                    raise EdgeposeError(f"{clash[0]}: exists and was not written by edgepose; refusing to "
-                                        f"overwrite it (choose another --output-dir)")
-        known["names"].update(names)
-        known["patterns"].update(patterns)
-        tmp = manifest_path + ".tmp"
-        try:
-            with open(tmp, "w") as f:
-                json.dump({k: sorted(v) for k, v in known.items()}, f, indent=1)
-            os.replace(tmp, manifest_path)
-        except OSError as e:
-            raise EdgeposeError(f"{self.out_dir}: output folder is not writable ({e.strerror})") from None
+    def _earlier_openpose_files(self) -> List[str]:
+        """Per-frame OpenPose files already in openpose/ under this run's names: checked up front
+        (a user's file there fails the run before the first frame, not in the middle)."""
+        folder = self.files.path("openpose")
+        if not (self.openpose and os.path.isdir(folder)):
+            return []
+        video = self.source.kind in ("video", "camera")
+        files = [] if video else ([self.source.spec] if self.source.kind == "image" else self.source._files)
+        stems = [self.source.stem] if video else [os.path.splitext(os.path.basename(f))[0] for f in files]
+        return [f"openpose/{n}" for n in sorted(os.listdir(folder))
+                if n.endswith("_keypoints.json") and any(n.startswith(st + "_") for st in stems)]
 
     def _picture(self, image, poses, kset, fps):
         from .draw import draw_fps, draw_mmpose, draw_openpose
@@ -226,16 +193,17 @@ class _Outputs:
         return pic
 
     def add(self, frame, image, poses, kset, fps) -> None:
-        from .results_json import coco_results, openpose_frame, write_json_atomic
+        from .results_json import coco_results, openpose_frame
         video = self.source.kind in ("video", "camera")
         self.coco += coco_results(frame.index, poses.boxes, poses.box_scores, poses.keypoints, poses.scores,
                                   poses.track_ids if video else None,
                                   None if video else frame.name)
         if self.openpose:
             stem = os.path.splitext(frame.name)[0] if not video else self.source.stem
-            path = os.path.join(self.openpose_dir, f"{stem}_{frame.index:012d}_keypoints.json")
-            write_json_atomic(path, openpose_frame(poses.keypoints, poses.scores, image.shape[1], image.shape[0],
-                                                   poses.track_ids if video else None, self.threshold))
+            self.files.write_json(f"openpose/{stem}_{frame.index:012d}_keypoints.json",
+                                  openpose_frame(poses.keypoints, poses.scores, image.shape[1], image.shape[0],
+                                                 poses.track_ids if video else None, self.threshold),
+                                  indent=None)
         if not self.draw:
             return
         pic = self._picture(image, poses, kset, fps)
@@ -247,44 +215,56 @@ class _Outputs:
     def _write_image(self, frame, pic) -> None:
         import cv2
         name = _image_output_name(frame.name)
-        path = os.path.join(self.out_dir, name)
-        stem, ext = os.path.splitext(name)
-        tmp = os.path.join(self.out_dir, f".{stem}.tmp{ext}")
+        tmp = self.files.stage(name, suffix=os.path.splitext(name)[1])
         if not cv2.imwrite(tmp, pic):
-            raise EdgeposeError(f"{path}: cannot write the annotated image")
-        os.replace(tmp, path)
-        self.written.append(path)
+            raise EdgeposeError(f"{self.files.path(name)}: cannot write the annotated image")
 
     def _write_video_frame(self, pic) -> None:
         import cv2
         if self._writer is None:
-            self._video_path = os.path.join(self.out_dir, f"{self.source.stem}_pose.mp4")
-            self._video_tmp = os.path.join(self.out_dir, f".{self.source.stem}_pose.partial.mp4")
+            name = f"{self.source.stem}_pose.mp4"
+            self._video_tmp = self.files.stage(name, suffix=".mp4")
             fps = self.source.fps or 30.0
             h, w = pic.shape[:2]
             self._writer = cv2.VideoWriter(self._video_tmp, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
             if not self._writer.isOpened():
                 self._writer = None
-                raise EdgeposeError(f"{self._video_path}: OpenCV cannot write mp4 video here")
+                raise EdgeposeError(f"{self.files.path(name)}: OpenCV cannot write mp4 video here")
             self._video_size = (w, h)
         if (pic.shape[1], pic.shape[0]) != self._video_size:
             pic = cv2.resize(pic, self._video_size)
         self._writer.write(pic)
 
-    def finish(self) -> None:
-        from .results_json import write_json_atomic
+    def _close_video(self) -> None:
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            os.replace(self._video_tmp, self._video_path)
-            self.written.append(self._video_path)
-        write_json_atomic(self.json_path, self.coco)
-        self.written.append(self.json_path)
+
+    def finish(self) -> None:
+        """Put the results in place: the pictures/video, then the COCO JSON (its list is the record
+        of what was processed, so it lands last)."""
+        self._close_video()
+        self.files.write_json(self.json_name, self.coco, indent=None)
+        self.files.commit(order=[n for n in self._planned() if n != self.json_name])
+
+    def abandon(self) -> None:
+        """Nothing was processed: remove every staged file and any folder this run created."""
+        self._close_video()
+        self.files.rollback()
 
 
 def _precision(models) -> str:
-    model = getattr(models.pose_estimator, "model", None)
-    return str(getattr(model, "precision", "?"))
+    """What actually ran: the mode of each model, and the file's own precision where it differs
+    (an int8 detector folder runs its int8 file whatever the mode is called)."""
+    parts = []
+    for role, est in (("det", models.detector), ("pose", models.pose_estimator)):
+        model = getattr(est, "model", None)
+        mode = str(getattr(model, "precision", "?"))
+        file_prec = str(getattr(getattr(model, "meta", None), "precision", mode))
+        parts.append((role, file_prec if file_prec in ("int8", "mixed") else mode))
+    if parts[0][1] == parts[1][1]:
+        return parts[0][1]
+    return ", ".join(f"{role} {p}" for role, p in parts)
 
 
 def execute(args) -> "RunSummary":
@@ -344,14 +324,20 @@ def execute(args) -> "RunSummary":
                 break
     except KeyboardInterrupt:
         interrupted = True
-    finally:
+    except BaseException:
         bar.close()
-        outputs.finish()
+        outputs.abandon()
         source.close()
-
+        raise
+    bar.close()
+    source.close()
     if done == 0:
-        raise EdgeposeError(f"{args.source}: no frame or image could be processed "
+        outputs.abandon()     # no empty keypoints file standing for a failure
+        if interrupted:
+            raise KeyboardInterrupt
+        raise BadImageError(f"{args.source}: no frame or image could be processed "
                             f"({len(source.skipped) + failed} unreadable)")
+    outputs.finish()
     return RunSummary(kind=source.kind, processed=done, skipped=len(source.skipped) + failed,
                       cut_short=source.cut_short, frames_read=source.frames_read, interrupted=interrupted,
                       persons=persons, fps=done / compute if compute else 0.0, precision=_precision(models),

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edgepose.errors import BadImageError, EdgeposeError
+from edgepose.files import read_manifest, written_by_edgepose
 
 from .image_input import read_image
 
@@ -57,8 +58,11 @@ class Source:
         elif os.path.isdir(s):
             self.kind = "folder"
             self.stem = os.path.basename(os.path.normpath(s)) or "images"
+            # edgepose's own earlier outputs in that folder (its manifest) are results, not inputs
+            ours = read_manifest(s)
             self._files = sorted(os.path.join(s, f) for f in os.listdir(s)
-                                 if is_image_file(f) and os.path.isfile(os.path.join(s, f)))
+                                 if is_image_file(f) and os.path.isfile(os.path.join(s, f))
+                                 and not (f in ours and written_by_edgepose(os.path.join(s, f))))
             if not self._files:
                 raise EdgeposeError(f"{s}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS)[:6])}, ...)")
             self.expected_frames = len(self._files)

@@ -18,7 +18,6 @@ text, so reading then writing an unchanged model reproduces it byte for byte.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple, Union
 
@@ -596,14 +595,9 @@ def read_model(param_path: str, bin_path: Optional[str] = None) -> NcnnModel:
     return model
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def write_model(model: NcnnModel, param_path: str, bin_path: str) -> None:
-    """Write both files atomically (temp name, then rename)."""
-    _write_atomic(bin_path, model.bin_bytes())
-    _write_atomic(param_path, model.param_text().encode("utf-8"))
+    """Write both files atomically (temp name, then rename), for scratch folders edgepose alone
+    uses (calibration, sensitivity). A user's output goes through edgepose.files.Outputs."""
+    from .files import replace_file
+    replace_file(bin_path, model.bin_bytes())
+    replace_file(param_path, model.param_text().encode("utf-8"))

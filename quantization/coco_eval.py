@@ -9,8 +9,9 @@ Reproduces the official evaluators' semantics, number for number:
 - whole-body: xtcocotools `COCOeval(iouType="keypoints_<part>", sigmas, use_area=True)`
   per part as mmpose's CocoWholeBodyMetric runs it (a GT is ignored for a part when that
   part has no labelled keypoint; a prediction whose part scores are all zero is dropped;
-  per-part scores `<part>_score` are used when present, else `score`; the prediction
-  area always comes from its body keypoints).
+  per-part scores `<part>_score` are used when present, else `score`).
+A prediction's area (for APm/APl) is taken as both tools' loadRes take it: from its `bbox`
+(w * h) when the first prediction carries one, else from the extent of its body keypoints.
 Both use 10 thresholds .50:.05:.95 and the 101-point interpolated precision.
 """
 from __future__ import annotations
@@ -376,10 +377,23 @@ def _split_wholebody(item: Dict[str, Any], what: str) -> Dict[str, np.ndarray]:
             for part, field, n in WHOLEBODY_FIELDS}
 
 
-def _result_area(body: np.ndarray) -> float:
-    # as loadRes: the box of all body keypoints, whatever their score
+def _result_area(body: np.ndarray, result: Dict[str, Any], from_box: bool) -> float:
+    """A detection's area for the APm/APl ranges, as both official loadRes compute it: when the
+    first result carries a non-empty `bbox`, every result's area is its box's w * h; otherwise
+    the extent of all its body keypoints, whatever their score."""
+    if from_box:
+        bb = result.get("bbox")
+        if not (isinstance(bb, (list, tuple)) and len(bb) == 4):
+            raise EdgeposeError(f"result for image {result.get('image_id')} has no 'bbox' [x, y, w, h] "
+                                f"while the first result has one (COCO then takes every area from the box)")
+        return float(bb[2]) * float(bb[3])
     x, y = body[:, 0], body[:, 1]
     return float((x.max() - x.min()) * (y.max() - y.min()))
+
+
+def _areas_from_boxes(results: Sequence[Dict[str, Any]]) -> bool:
+    first = results[0] if results else {}
+    return bool(isinstance(first, dict) and first.get("bbox"))
 
 
 def _keypoint_summary(r: Dict[str, Any]) -> Dict[str, float]:
@@ -461,6 +475,7 @@ def evaluate_keypoints(gt_json_path: Json, results: Any, kind: str = "coco17",
     gts = [a for a in gt["annotations"] if a.get("category_id") == person]
     # Copies: the input lists are not modified.
     dts = [dict(d) for d in res if d.get("category_id", person) == person]
+    from_box = _areas_from_boxes(res)
     for d in dts:
         if "score" not in d:
             raise EdgeposeError(f"result for image {d.get('image_id')} has no 'score'")
@@ -469,7 +484,7 @@ def evaluate_keypoints(gt_json_path: Json, results: Any, kind: str = "coco17",
         k = len(all_sigmas)
         for d in dts:
             d["_k"] = _kpt_array(d.get("keypoints", []), k, f"result for image {d.get('image_id')}")
-            d["_area"] = _result_area(d["_k"])
+            d["_area"] = _result_area(d["_k"], d, from_box)
         for a in gts:
             a_k = a.get("keypoints")
             if a_k is None:
@@ -488,7 +503,7 @@ def evaluate_keypoints(gt_json_path: Json, results: Any, kind: str = "coco17",
         raise EdgeposeError(f"whole-body evaluation needs 133 sigmas, got {len(all_sigmas)}")
     for d in dts:
         d["_parts"] = _split_wholebody(d, f"result for image {d.get('image_id')}")
-        d["_area"] = _result_area(d["_parts"]["body"])
+        d["_area"] = _result_area(d["_parts"]["body"], d, from_box)
     gt_parts = {id(a): _split_wholebody(a, f"{gt['_origin']}: annotation {a.get('id')}") for a in gts}
     cuts = np.cumsum([0] + [n for _, _, n in WHOLEBODY_FIELDS])
     out: Dict[str, Any] = {}

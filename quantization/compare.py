@@ -18,7 +18,7 @@ import numpy as np
 
 from edgepose.runtime.image_input import as_bgr8, read_image
 
-from edgepose.errors import EdgeposeError
+from edgepose.errors import EdgeposeError, InferenceError
 from edgepose.model_meta import FORMAT, ModelMeta, find_model, model_files
 
 from . import agreement
@@ -281,6 +281,14 @@ def variant_device(v: Variant, device: str) -> str:
     return "cpu" if v.run_precision == "int8" or v.meta.precision in ("int8", "mixed") else device
 
 
+def _check_finite(variant: "Variant", image: str, *arrays: np.ndarray) -> None:
+    """A NaN output would pass through argmax and mean() as a number; it is a failure."""
+    bad = sum(int(np.count_nonzero(~np.isfinite(np.asarray(a, np.float64)))) for a in arrays)
+    if bad:
+        raise InferenceError(f"{variant.json_path}: {bad} NaN/Inf output values on {image}; "
+                             f"this variant's results would be meaningless")
+
+
 def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] = None,
                  threads: Optional[int] = None, progress: bool = True,
                  det_score: float = DET_SCORE_THR, device: str = "cpu") -> Dict[str, Any]:
@@ -330,6 +338,7 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
         for v in variants:
             est = estimators[v.label]
             sx, sy = _timed(timers[v.label], len(crops), est.inference, crops)
+            _check_finite(v, item.path, sx, sy)
             pts, sc = est.postprocess(sx, sy, centers, scales, runs)
             kpts[v.label].append(pts[runs])
             bins[v.label].append(agreement.simcc_bins(sx, sy))
@@ -382,6 +391,7 @@ def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optiona
             warmed = True
         for v in variants:
             boxes, scores = _timed(timers[v.label], 1, detectors[v.label], image)
+            _check_finite(v, item.path, boxes, scores)
             dets[v.label][item.image_id] = (boxes, scores)
             counts[v.label] += len(boxes)
         ref_boxes = dets[ref][item.image_id][0]
@@ -407,7 +417,17 @@ def compare(models: Sequence[str], data: str, out_dir: str, det: Optional[str] =
             device: str = "cpu") -> Dict[str, Any]:
     """Run the variants, write report.md + report.json (+ PNG plots) into out_dir; return the report."""
     from . import report as report_mod
-    report_mod.check_out_dir(out_dir)
+    outputs = report_mod.check_out_dir(out_dir)
+    try:
+        return _compare_into(outputs, models, data, det, threads, max_images, fp16, plots, progress, det_score,
+                             device)
+    except BaseException:
+        outputs.rollback()
+        raise
+
+
+def _compare_into(outputs, models, data, det, threads, max_images, fp16, plots, progress, det_score, device):
+    from . import report as report_mod
     variants = resolve_variants(models, fp16=fp16)
     dataset = load_dataset(data, max_images=max_images)
     if variants[0].meta.task == "pose":
@@ -422,4 +442,4 @@ def compare(models: Sequence[str], data: str, out_dir: str, det: Optional[str] =
     result["data"] = dataset.gt_path or os.path.abspath(data)
     result["threads"] = threads
     result["device"] = {v.label: variant_device(v, device) for v in variants}
-    return report_mod.write_report(result, out_dir, plots=plots)
+    return report_mod.write_report(result, outputs, plots=plots)

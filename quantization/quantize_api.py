@@ -8,20 +8,21 @@ the target and renamed into place, so a failed run leaves nothing that looks who
 """
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
-from edgepose.errors import EdgeposeError
+from edgepose.errors import BadArgumentError, EdgeposeError, InferenceError
+from edgepose.files import Outputs
+from edgepose.runtime.model_check import check_weights
 from edgepose.model_meta import ModelMeta, find_model
 
 from . import calib_data
 from .calibration import ACTIVATION_CALIBRATED, collect_stats, quantizable_layers
 from .mixed_precision import choose_float_layers, rank_layers
-from edgepose.ncnn_io import NcnnModel, read_model, write_model
+from edgepose.ncnn_io import NcnnModel, read_model
 from .output_calibration import calibrate_outputs, quantized_model
 from .sensitivity import Evaluator, float_gain, layer_sensitivity
 from .thresholds import METHODS, activation_scale
@@ -71,27 +72,29 @@ def _calibration_inputs(meta: ModelMeta, images, det_model: Optional[str], wrap,
     return calib_data.pose_inputs(images, size, detector, progress=wrap)
 
 
-def _write_folder(model: NcnnModel, meta: ModelMeta, out_dir: str, name: str, overwrite: bool) -> str:
-    os.makedirs(out_dir, exist_ok=True)
-    final = os.path.join(out_dir, name)
-    if os.path.exists(final) and not overwrite:
-        raise EdgeposeError(f"{final}: already exists (pass --overwrite to replace it)")
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=out_dir)
+def _open_folder(final: str, name: str, inputs: Sequence[str], overwrite: bool) -> Outputs:
+    """The new model's folder, checked before calibration starts: writable, not an existing
+    folder without --overwrite, never one holding a file edgepose did not write, never an input."""
+    if os.path.lexists(final) and not overwrite:
+        raise BadArgumentError(f"{final}: already exists (pass --overwrite to replace it)")
+    outputs = Outputs(final, "output folder", inputs=inputs, own_folder=True)
     try:
-        write_model(model, os.path.join(tmp, meta.param), os.path.join(tmp, meta.bin))
-        meta.save(os.path.join(tmp, f"{name}.json"))
-        if os.path.exists(final):
-            old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=out_dir)
-            os.rmdir(old)
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        outputs.claim(f"{name}.ncnn.param", f"{name}.ncnn.bin", f"{name}.json")
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        outputs.rollback()
         raise
-    return os.path.join(final, f"{name}.json")
+    return outputs
+
+
+def _write_folder(model: NcnnModel, meta: ModelMeta, outputs: Outputs, name: str) -> str:
+    """Weights, then metadata; staged and renamed into place together (edgepose.files)."""
+    weights, graph = model.bin_bytes(), model.param_text().encode("utf-8")
+    outputs.write(meta.bin, weights)
+    outputs.write(meta.param, graph)
+    meta.checksums = {meta.param: hashlib.sha256(graph).hexdigest(), meta.bin: hashlib.sha256(weights).hexdigest()}
+    outputs.write(f"{name}.json", meta.to_json())
+    outputs.commit(order=[meta.bin, meta.param])
+    return outputs.path(f"{name}.json")
 
 
 def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], method: str = "kl",
@@ -133,11 +136,28 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
     if meta.precision not in ("fp32", "fp16"):
         raise EdgeposeError(f"{json_path}: is already {meta.precision}; quantize the fp32 model")
     param, binf = meta.param_path(json_path), meta.bin_path(json_path)
+    # The runtime's load checks (recorded checksums, graph vs metadata, finite outputs) first
+    from edgepose.runtime.ncnn_model import NcnnModel as LoadedModel
+    LoadedModel(json_path, precision="fp32", threads=1)
     mixed = target is not None or float_depthwise
-    final = os.path.join(os.fspath(out_dir), f"{meta.name}-{'mixed' if mixed else 'int8'}")
-    if os.path.exists(final) and not overwrite:
-        raise EdgeposeError(f"{final}: already exists (pass --overwrite to replace it)")
+    name = f"{meta.name}-{'mixed' if mixed else 'int8'}"
+    # Before the long calibration: a bad -o fails in a second, not after it
+    outputs = _open_folder(os.path.join(os.fspath(out_dir), name), name, [json_path, param, binf], overwrite)
+    try:
+        return _quantize_into(outputs, name, meta, json_path, param, binf, calib_images, method, target,
+                              det_model, max_images, max_inputs, eval_inputs, quantize_input_layer,
+                              output_error, bias_correction, output_inputs, rank_by, float_depthwise,
+                              progress, log, threads)
+    except BaseException:
+        outputs.rollback()
+        raise
+
+
+def _quantize_into(outputs, out_name, meta, json_path, param, binf, calib_images, method, target, det_model,
+                   max_images, max_inputs, eval_inputs, quantize_input_layer, output_error, bias_correction,
+                   output_inputs, rank_by, float_depthwise, progress, log, threads) -> str:
     model = read_model(param, binf)
+    check_weights(model, binf)       # NaN weights calibrate into NaN scales: refuse them first
     wrap = _progress(progress)
 
     sources = [calib_images] if isinstance(calib_images, (str, os.PathLike)) else list(calib_images)
@@ -235,10 +255,16 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
         "source_model": meta.name,
         "activation_scales": {n: float(v) for n, v in scales.items()},
     })
-    name = f"{meta.name}-{suffix}"
+    name = out_name
+    if name != f"{meta.name}-{suffix}":
+        raise AssertionError((name, suffix))    # chosen before the work from the same flags
+    if not score.finite():
+        raise InferenceError(f"{json_path}: the quantized model's agreement with fp32 is not finite "
+                             f"({', '.join(f'{k} {v}' for k, v in score.as_dict().items())}); nothing written")
     new_meta = ModelMeta(**{**meta.to_dict(), "name": name, "param": f"{name}.ncnn.param",
                             "bin": f"{name}.ncnn.bin", "precision": precision, "quantization": info})
-    out = _write_folder(quantized, new_meta, os.fspath(out_dir), name, overwrite)
+    check_weights(quantized, f"{name}.ncnn.bin")
+    out = _write_folder(quantized, new_meta, outputs, name)
     log(f"{name}: {info['int8_layers']} layers int8, {len(float_layers)} float; vs fp32 on "
         f"{info['agreement_inputs']} inputs: " + ", ".join(f"{k} {v:.4f}" for k, v in score.as_dict().items()))
     return out

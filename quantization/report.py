@@ -1,18 +1,18 @@
 """The `edgepose compare` report: report.json, report.md and PNG plots in one folder.
 
-Every file is written under a temporary name and renamed into place, so an
-interrupted run never leaves a half-written report that looks whole.
+Every file is staged under a temporary name (edgepose.files.Outputs) and all are renamed into
+place at the end, so an interrupted or failed run never leaves a report that looks whole.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
 from edgepose.errors import EdgeposeError
+from edgepose.files import Outputs
 
 REPORT_FORMAT = "edgepose-compare/1"
 OUR_FILES = ("report.json", "report.md", "ap_per_part.png", "box_ap.png", "agreement_per_part.png",
@@ -21,32 +21,16 @@ OUR_FILES = ("report.json", "report.md", "ap_per_part.png", "box_ap.png", "agree
 ERROR_BANDS = [0.0, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, math.inf]
 
 
-def check_out_dir(out_dir: str) -> None:
-    """Refuse to write over files that are not an earlier edgepose report."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise EdgeposeError(f"{out_dir}: exists and is not a folder")
-    old = os.path.join(out_dir, "report.json")
-    if os.path.exists(old):
-        try:
-            with open(old) as f:
-                ours = json.load(f).get("format") == REPORT_FORMAT
-        except (OSError, ValueError, AttributeError):
-            ours = False
-        if not ours:
-            raise EdgeposeError(f"{old}: exists and is not an edgepose compare report; "
-                                f"choose another output folder")
-    elif os.path.isdir(out_dir):
-        clash = [f for f in OUR_FILES if os.path.exists(os.path.join(out_dir, f))]
-        if clash:
-            raise EdgeposeError(f"{out_dir}: already holds {', '.join(clash)} not made by edgepose compare; "
-                                f"choose another output folder")
-
-
-def _write_text(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+def check_out_dir(out_dir: str) -> Outputs:
+    """The report folder, checked before any model runs: writable, and none of the report's
+    files there unless edgepose wrote them (its manifest)."""
+    outputs = Outputs(out_dir, "report folder")
+    try:
+        outputs.claim(*OUR_FILES)
+    except BaseException:
+        outputs.rollback()
+        raise
+    return outputs
 
 
 def _clean(obj: Any) -> Any:
@@ -80,11 +64,9 @@ def _plt():
     return plt
 
 
-def _save(fig, path: str) -> str:
-    tmp = path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
-    return os.path.basename(path)
+def _save(fig, out: Outputs, name: str) -> str:
+    fig.savefig(out.stage(name, suffix=".png"), format="png", dpi=110, bbox_inches="tight")
+    return name
 
 
 def _grouped_bars(ax, groups: List[str], series: Dict[str, List[Optional[float]]], fmt: str = "{:.3f}",
@@ -104,7 +86,7 @@ def _grouped_bars(ax, groups: List[str], series: Dict[str, List[Optional[float]]
     ax.legend(fontsize=8, loc="upper center", ncol=n, frameon=False)
 
 
-def _plot_pose(report: Dict[str, Any], errors: Dict[str, np.ndarray], out_dir: str) -> Dict[str, str]:
+def _plot_pose(report: Dict[str, Any], errors: Dict[str, np.ndarray], out_dir: Outputs) -> Dict[str, str]:
     plt = _plt()
     out = {}
     variants = report["variants"]
@@ -115,7 +97,7 @@ def _plot_pose(report: Dict[str, Any], errors: Dict[str, np.ndarray], out_dir: s
         ax.set_ylabel("COCO AP (OKS .50:.95)")
         ax.set_ylim(0, 1.2)
         ax.set_title(f"AP per body part and precision ({report['boxes']} boxes)")
-        out["ap_per_part"] = _save(fig, os.path.join(out_dir, "ap_per_part.png"))
+        out["ap_per_part"] = _save(fig, out_dir, "ap_per_part.png")
         plt.close(fig)
     others = [v for v in variants if v["agreement"]]
     if others:
@@ -126,7 +108,7 @@ def _plot_pose(report: Dict[str, Any], errors: Dict[str, np.ndarray], out_dir: s
         ax.set_ylabel("share of keypoints")
         ax.set_ylim(0, 1.2)
         ax.set_title(f"SimCC argmax within one bin of {report['reference']}, per part")
-        out["agreement_per_part"] = _save(fig, os.path.join(out_dir, "agreement_per_part.png"))
+        out["agreement_per_part"] = _save(fig, out_dir, "agreement_per_part.png")
         plt.close(fig)
 
         fig, ax = plt.subplots(figsize=(8, 4))
@@ -141,13 +123,13 @@ def _plot_pose(report: Dict[str, Any], errors: Dict[str, np.ndarray], out_dir: s
         ax.set_ylabel("share of keypoints")
         ax.set_ylim(0, 1.2)
         ax.set_title(f"Keypoint error vs {report['reference']} ({report['persons']} persons)")
-        out["keypoint_error_hist"] = _save(fig, os.path.join(out_dir, "keypoint_error_hist.png"))
+        out["keypoint_error_hist"] = _save(fig, out_dir, "keypoint_error_hist.png")
         plt.close(fig)
     out["speed"] = _plot_speed(report, "ms_per_crop", "ms per person crop", out_dir)
     return out
 
 
-def _plot_speed(report: Dict[str, Any], key: str, label: str, out_dir: str) -> str:
+def _plot_speed(report: Dict[str, Any], key: str, label: str, out_dir: Outputs) -> str:
     plt = _plt()
     variants = report["variants"]
     fig, ax = plt.subplots(figsize=(max(5.5, 1.2 * len(variants)), 3.5))
@@ -158,12 +140,12 @@ def _plot_speed(report: Dict[str, Any], key: str, label: str, out_dir: str) -> s
     ax.set_ylabel(label)
     threads = report.get("threads")
     ax.set_title(f"Inference time per precision ({threads or 'default'} thread{'' if threads == 1 else 's'}, same run)")
-    name = _save(fig, os.path.join(out_dir, "speed.png"))
+    name = _save(fig, out_dir, "speed.png")
     plt.close(fig)
     return name
 
 
-def _plot_detector(report: Dict[str, Any], out_dir: str) -> Dict[str, str]:
+def _plot_detector(report: Dict[str, Any], out_dir: Outputs) -> Dict[str, str]:
     plt = _plt()
     out = {}
     variants = report["variants"]
@@ -174,7 +156,7 @@ def _plot_detector(report: Dict[str, Any], out_dir: str) -> Dict[str, str]:
         ax.set_ylabel("person box AP")
         ax.set_ylim(0, 1.2)
         ax.set_title("Detector box AP per precision")
-        out["box_ap"] = _save(fig, os.path.join(out_dir, "box_ap.png"))
+        out["box_ap"] = _save(fig, out_dir, "box_ap.png")
         plt.close(fig)
     out["speed"] = _plot_speed(report, "ms_per_image", "ms per image", out_dir)
     return out
@@ -265,10 +247,20 @@ def _markdown(report: Dict[str, Any], plots: Dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def write_report(result: Dict[str, Any], out_dir: str, plots: bool = True) -> Dict[str, Any]:
-    """Write report.json, report.md and the plots; return the JSON-able report."""
-    check_out_dir(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
+def write_report(result: Dict[str, Any], out_dir: Union[str, Outputs], plots: bool = True) -> Dict[str, Any]:
+    """Write report.json, report.md and the plots (put in place together); return the JSON-able
+    report. `out_dir`: a folder, or the Outputs check_out_dir opened before the work."""
+    out = check_out_dir(out_dir) if isinstance(out_dir, str) else out_dir
+    try:
+        report = _write_report(result, out, plots)
+        out.commit(order=[n for n in OUR_FILES if n != "report.json"])   # report.json last
+    except BaseException:
+        out.rollback()
+        raise
+    return report
+
+
+def _write_report(result: Dict[str, Any], out: Outputs, plots: bool) -> Dict[str, Any]:
     errors: Dict[str, np.ndarray] = {}
     for v in result["variants"]:
         err = v.pop("errors_px", None)
@@ -280,12 +272,12 @@ def write_report(result: Dict[str, Any], out_dir: str, plots: bool = True) -> Di
     if plots:
         try:
             if report["task"] == "pose":
-                plot_files = _plot_pose(report, errors, out_dir)
+                plot_files = _plot_pose(report, errors, out)
             else:
-                plot_files = _plot_detector(report, out_dir)
+                plot_files = _plot_detector(report, out)
         except ImportError:
             raise EdgeposeError("plots need matplotlib: pip install matplotlib (or pass --no-plots)") from None
     report["plots"] = plot_files
-    _write_text(os.path.join(out_dir, "report.md"), _markdown(report, plot_files))
-    _write_text(os.path.join(out_dir, "report.json"), json.dumps(report, indent=1) + "\n")
+    out.write("report.md", _markdown(report, plot_files))
+    out.write("report.json", json.dumps(report, indent=1) + "\n")
     return report

@@ -19,6 +19,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from edgepose.errors import BadModelError
 from edgepose.model_meta import ModelMeta
 
 from .agreement import argmax_agreement, simcc_bins
@@ -39,6 +40,13 @@ class Score:
     def as_dict(self) -> Dict[str, float]:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
+    def finite(self) -> bool:
+        return all(np.isfinite(v) for v in self.as_dict().values())
+
+
+def _non_finite(outputs: Sequence[Dict[str, np.ndarray]]) -> int:
+    return sum(int(np.count_nonzero(~np.isfinite(v))) for out in outputs for v in out.values())
+
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.ravel().astype(np.float64), b.ravel().astype(np.float64)
@@ -51,6 +59,10 @@ def _cos(a: np.ndarray, b: np.ndarray) -> float:
 def compare_outputs(meta: ModelMeta, ref: Sequence[Dict[str, np.ndarray]],
                     got: Sequence[Dict[str, np.ndarray]]) -> Score:
     roles = meta.output_blobs
+    if _non_finite(ref) or _non_finite(got):
+        # NaN hides in argmax (first NaN wins) and in max(); a candidate with it agrees with nothing
+        nan = float("nan")
+        return Score(primary=nan, cosine=nan)
     cos = float(np.mean([_cos(r[b], g[b]) for r, g in zip(ref, got) for b in roles.values()]))
     if meta.task == "pose":
         bx, by = roles["simcc_x"], roles["simcc_y"]
@@ -148,6 +160,9 @@ class Evaluator:
         self.blobs = list(meta.output_blobs.values())
         net = make_net(fp32_param, fp32_bin, threads=threads)
         self.reference = [run_net(net, meta.input_blob, x, self.blobs) for x in self.inputs]
+        if _non_finite(self.reference):
+            raise BadModelError(f"{fp32_bin}: the fp32 model gives NaN/Inf outputs on the calibration "
+                                f"inputs; its weights are damaged (re-convert it)")
         self._tmp = tempfile.TemporaryDirectory(prefix="edgepose-quant-")
 
     def outputs(self, model: NcnnModel) -> List[Dict[str, np.ndarray]]:

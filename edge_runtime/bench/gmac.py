@@ -94,5 +94,7 @@ def count_layers(meta: ModelMeta, meta_path: str) -> List[LayerWork]:
 
 
 def gmac(meta_path: str) -> float:
+    from ..model_check import check_files
     meta = ModelMeta.load(meta_path)
+    check_files(meta, meta_path)      # recorded checksums first: a damaged .param can crash ncnn
     return sum(w.macs for w in count_layers(meta, meta_path)) / 1e9

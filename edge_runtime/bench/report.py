@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Union
+
+from edgepose.files import Outputs
 
 COLUMNS = [
     ("device", "device", "{}"), ("precision", "precision", "{}"), ("threads", "thr", "{}"), ("scenario", "image", "{}"),
@@ -99,7 +100,8 @@ def markdown(report: Dict[str, Any]) -> str:
 
 
 def plot(report: Dict[str, Any], path: str) -> bool:
-    """FPS vs persons per precision/threads, and the stage breakdown. False when matplotlib is absent."""
+    """FPS vs persons per precision/threads, and the stage breakdown, saved to `path` (a .png).
+    False when matplotlib is absent."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -139,22 +141,38 @@ def plot(report: Dict[str, Any], path: str) -> bool:
     ax2.set_title("stage breakdown")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
     return True
 
 
-def write(report: Dict[str, Any], out_dir: str) -> Dict[str, str]:
-    os.makedirs(out_dir, exist_ok=True)
-    paths = {"json": os.path.join(out_dir, "bench.json"), "markdown": os.path.join(out_dir, "bench.md"),
-             "plot": os.path.join(out_dir, "bench.png")}
-    for key, text in (("json", json.dumps(report, indent=1)), ("markdown", markdown(report))):
-        tmp = paths[key] + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-        os.replace(tmp, paths[key])
-    if not plot(report, paths["plot"]):
-        paths.pop("plot")
-    return paths
+REPORT_FILES = {"json": "bench.json", "markdown": "bench.md", "plot": "bench.png"}
+
+
+def open_output(out_dir: str) -> Outputs:
+    """The report folder, checked before the (long) benchmark: writable, and no bench.* there
+    that edgepose did not write."""
+    outputs = Outputs(out_dir, "report folder")
+    try:
+        outputs.claim(*REPORT_FILES.values())
+    except BaseException:
+        outputs.rollback()
+        raise
+    return outputs
+
+
+def write(report: Dict[str, Any], out: Union[str, Outputs]) -> Dict[str, str]:
+    """bench.json, bench.md and bench.png (with matplotlib) into `out` (a folder or an open
+    Outputs), put in place together."""
+    outputs = open_output(out) if isinstance(out, str) else out
+    try:
+        outputs.write(REPORT_FILES["json"], json.dumps(report, indent=1) + "\n")
+        outputs.write(REPORT_FILES["markdown"], markdown(report) + "\n")
+        drew = plot(report, outputs.stage(REPORT_FILES["plot"], suffix=".png"))
+        if not drew:
+            outputs.discard(REPORT_FILES["plot"])
+        outputs.commit()
+    except BaseException:
+        outputs.rollback()
+        raise
+    return {k: outputs.path(n) for k, n in REPORT_FILES.items() if drew or k != "plot"}

@@ -193,6 +193,48 @@ def test_body17_and_boxes_equal_pycocotools_live(merged):
         assert [ours[k] for k in BOX_KEYS] == pytest.approx(list(box_ref), abs=1e-12)
 
 
+def _with_boxes(preds, rng, fields):
+    """Each prediction gets a `bbox` around its keypoints, padded by a random margin, so its
+    box area differs from its keypoint extent (the official tools then use the box)."""
+    out = copy.deepcopy(preds)
+    for q in out:
+        pts = np.concatenate([np.array(q[f], float).reshape(-1, 3)[:, :2] for f in fields if q.get(f)])
+        lo, hi = pts.min(0), pts.max(0)
+        pad = (hi - lo) * rng.uniform(0.05, 0.6, 2) + 1
+        q["bbox"] = [float(lo[0] - pad[0]), float(lo[1] - pad[1]),
+                     float(hi[0] - lo[0] + 2 * pad[0]), float(hi[1] - lo[1] + 2 * pad[1])]
+    return out
+
+
+def test_keypoint_results_with_bbox_take_area_from_box_like_both_tools(merged, wb):
+    rng = np.random.default_rng(3)
+    COCO, COCOeval = _import_pycocotools()
+    kps, _ = _perturbed_merged(json.load(open(merged)), rng, 6, 40)
+    kps = _with_boxes(kps, rng, ["keypoints"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(merged)
+        ev = COCOeval(gt, gt.loadRes(copy.deepcopy(kps)), "keypoints")
+        ev.evaluate(); ev.accumulate(); ev.summarize()
+    ours = evaluate_keypoints(merged, kps, kind="coco17")
+    assert [ours[k] for k in KP_KEYS] == pytest.approx(list(ev.stats), abs=1e-12)
+    without = evaluate_keypoints(merged, [{k: v for k, v in d.items() if k != "bbox"} for d in kps], kind="coco17")
+    assert (without["APm"], without["APl"]) != (ours["APm"], ours["APl"])   # the rule matters here
+
+    XCOCO, XCOCOeval = _import_xtcocotools()
+    from edgepose.keypoint_sets import get_keypoint_set
+    sigmas = np.array(get_keypoint_set("coco_wholebody133")["sigmas"])
+    preds = _with_boxes(_noisy_wholebody(json.load(open(wb["pred"])), rng, 4, False), rng, WB_FIELDS)
+    ours = evaluate_keypoints(wb["gt"], preds, kind="wholebody")
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gt = XCOCO(wb["gt"])
+        dt = gt.loadRes(copy.deepcopy(preds))
+        ev = XCOCOeval(gt, dt, "keypoints_wholebody", sigmas, use_area=True)
+        ev.params.useSegm = None
+        ev.evaluate(); ev.accumulate(); ev.summarize()
+    assert [ours["wholebody"][k] for k in KP_KEYS] == pytest.approx(list(ev.stats), abs=1e-12)
+
+
 # ---------------------------------------------------------------- crafted cases
 
 def test_perfect_wholebody_predictions_score_one(wb):

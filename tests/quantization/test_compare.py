@@ -88,19 +88,22 @@ def test_resolve_variants(body_t_dir, rtmdet_dir, tmp_path):
 
 
 def test_out_dir_never_overwrites_foreign_files(tmp_path):
+    from edgepose.errors import BadArgumentError
     from edgepose.quantization.report import check_out_dir
     (tmp_path / "report.json").write_text('{"mine": 1}')
-    with pytest.raises(EdgeposeError, match="not an edgepose compare report"):
+    with pytest.raises(BadArgumentError, match="report.json"):
         check_out_dir(str(tmp_path))
     other = tmp_path / "x"
     other.mkdir()
     (other / "speed.png").write_bytes(b"user file")
-    with pytest.raises(EdgeposeError, match="already holds speed.png"):
+    with pytest.raises(BadArgumentError, match="speed.png"):
         check_out_dir(str(other))
     f = tmp_path / "file"
     f.write_text("")
-    with pytest.raises(EdgeposeError, match="not a folder"):
+    with pytest.raises(BadArgumentError, match="file"):
         check_out_dir(str(f))
+    assert (other / "speed.png").read_bytes() == b"user file"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "report.json", "x"]
 
 
 def test_unlabelled_pose_needs_detector(body_t_dir, shared, tmp_path):

@@ -186,7 +186,7 @@ def test_output_never_overwrites_a_users_file(shared, models, tmp_path, capsys):
     mine = out / "x_keypoints.json"                  # a user's file under the name of our JSON output
     mine.write_text("users data")
     rc, _, err = _run([src, "-o", out] + models, capsys)
-    assert rc == 2 and "x_keypoints.json" in err and "refusing to overwrite" in err
+    assert rc == 2 and "x_keypoints.json" in err and "not written by edgepose" in err
     assert mine.read_text() == "users data"
     mine.unlink()
     # our own outputs are replaced by a second run into the same folder

@@ -39,7 +39,7 @@ def test_video_clip_writes_video_json_and_tracking_summary(shared, rtmdet_dir, b
     assert rc == 0
     assert "5 frames processed" in stdout and "tracks:" in stdout and "id switches:" in stdout
     assert _frame_count(out / "demo_pose.mp4") == 5
-    assert [p.name for p in out.glob(".*")] == [".edgepose-outputs.json"]   # no temporary files left
+    assert [p.name for p in out.glob(".*")] == [".edgepose-manifest"]   # no temporary files left
     res = json.loads((out / "demo_keypoints.json").read_text())
     assert res and {r["image_id"] for r in res} <= set(range(5)) and 0 in {r["image_id"] for r in res}
     assert all(len(r["keypoints"]) == 17 * 3 and r["category_id"] == 1 and "track_id" in r for r in res)

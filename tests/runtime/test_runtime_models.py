@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from edgepose.runtime.detector import Detector
-from edgepose.errors import EdgeposeError
+from edgepose.errors import BadModelError, EdgeposeError
 from edgepose.runtime.ncnn_model import NcnnModel
 from edgepose.runtime.pose import PoseEstimator
 from edgepose.runtime.solutions import Body, Poses, Wholebody
@@ -271,6 +271,10 @@ def test_model_file_errors(tmp_path, body_t_dir, rtmdet_mmdeploy_dir):
     text = open(param).read().splitlines()
     text[3] = text[3].replace(text[3].split()[0], "NoSuchLayerType", 1)
     open(param, "w").write("\n".join(text) + "\n")
+    with pytest.raises(BadModelError, match="sha256"):        # the recorded checksum catches it first
+        PoseEstimator(meta)
+    data.pop("checksums")                                   # as a model converted before checksums
+    json.dump(data, open(meta, "w"))
     with pytest.raises(EdgeposeError, match="cannot parse"):
         PoseEstimator(meta)
 
@@ -279,6 +283,8 @@ def test_model_file_errors(tmp_path, body_t_dir, rtmdet_mmdeploy_dir):
     binf = os.path.join(os.path.dirname(meta), data["bin"])
     with open(binf, "r+b") as f:
         f.truncate(1000)
+    data.pop("checksums")
+    json.dump(data, open(meta, "w"))
     with pytest.raises(EdgeposeError, match="weights"):
         PoseEstimator(meta)
 
