@@ -60,13 +60,28 @@ def test_user_wait_policy_is_kept_and_bad_arguments_refused():
             make_plan(cpus=[0, 1], environ=QUIET, **kwargs)
 
 
-def test_ncnn_starts_with_passive_wait_policy():
+def test_ncnn_starts_with_passive_wait_policy(rtmdet_dir, tmp_path):
+    """In a fresh process: loading a model sets the policy before ncnn (and its OpenMP) loads;
+    a user's own choice is kept; ncnn imported first is reported, not hidden."""
     import os
+    import subprocess
+    import sys
 
-    from edgepose.runtime.schedule import prepare_wait_policy
-    prepare_wait_policy()
-    # set before ncnn loaded (the conftest or the first model load), unless the user chose one
-    assert os.environ.get("OMP_WAIT_POLICY", "").upper() in ("PASSIVE", "ACTIVE")
+    probe = ("import os, sys\n"
+             "from edgepose.runtime.detector import Detector\n"
+             "assert 'ncnn' not in sys.modules\n"
+             "Detector(sys.argv[1])\n"
+             "print(os.environ.get('OMP_WAIT_POLICY'))\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe, str(rtmdet_dir)], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "PASSIVE"
+    out = subprocess.run([sys.executable, "-c", probe, str(rtmdet_dir)], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+                         capture_output=True, text=True)
+    assert out.stdout.split()[-1] == "ACTIVE"
+    late = ("import ncnn\nfrom edgepose.runtime.schedule import prepare_wait_policy\nprint(prepare_wait_policy())")
+    out = subprocess.run([sys.executable, "-c", late], env=env, capture_output=True, text=True)
+    assert "imported first" in out.stdout
 
 
 def test_default_wholebody_keypoints_bit_for_bit_sequential(shared, rtmdet_dir, wholebody_t_dir):
