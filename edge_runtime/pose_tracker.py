@@ -56,15 +56,6 @@ def _sigmas(pose_estimator):
 _END = object()
 
 
-def _net_option(detector):
-    """The ncnn Option of the detector's net (through timing wrappers), or None."""
-    for obj in (detector, getattr(detector, "inner", None)):
-        net = getattr(getattr(obj, "model", None), "net", None)
-        if net is not None:
-            return net.opt
-    return None
-
-
 def expand_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
     b = np.asarray(boxes, np.float32).reshape(-1, 4)
     c = (b[:, :2] + b[:, 2:]) / 2
@@ -174,16 +165,14 @@ class PoseTracker:
     def stream(self, frames: Iterable) -> Iterator[TrackedPoses]:
         """Poses of every frame of `frames` (images, or (image, timestamp) pairs), in order; the
         same results as calling the tracker on each frame. With the plan's overlap on, the
-        detector of the next frame runs (single-threaded, on its own thread) while the poses
-        of this one do, so a core the poses leave idle is used."""
+        detector of the next frame runs (on its own thread, at its loaded thread count: ncnn's
+        convolutions keep the count they were loaded with) while the poses of this one do, so
+        a core the poses leave idle is used; idle OpenMP threads sleep (schedule.py), so the
+        extra threads share the cores instead of spinning on them."""
         from .image_input import as_bgr8
         plan = getattr(self.pose_estimator, "plan", None)
         overlap = bool(plan is not None and plan.overlap)
-        det_opt = _net_option(self.detector) if overlap else None
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgepose-detect") if overlap else None
-        saved_threads = det_opt.num_threads if det_opt is not None else None
-        if det_opt is not None:
-            det_opt.num_threads = 1  # the pose extractors keep the cores
         it = iter(frames)
         try:
             current = next(it, _END)
@@ -202,8 +191,6 @@ class PoseTracker:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
-            if det_opt is not None:
-                det_opt.num_threads = saved_threads
 
     def _finish(self, image, boxes, box_scores, known_ids, detected, timestamp) -> TrackedPoses:
         """Pose, pose NMS, tracking and smoothing of one frame's boxes."""

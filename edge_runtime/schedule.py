@@ -8,7 +8,8 @@ number of persons:
     two OpenMP threads per person, because a small pose model's layers are too short to
     split across cores without waiting at every barrier;
   - video: the detector of the next frame runs while the poses of this one do
-    (`PoseTracker.stream`), single-threaded so the pose extractors keep their cores.
+    (`PoseTracker.stream`), using a core the poses leave idle (the last persons of a frame,
+    tracking, drawing).
 Wait policy: OpenMP threads sleep as soon as they are idle (OMP_WAIT_POLICY=PASSIVE, set
 before ncnn loads, and ncnn's openmp_blocktime 0). Spinning threads take the core from
 the thread that has work when another process competes: measured here with two busy
