@@ -14,6 +14,7 @@ All colours here are BGR (OpenCV).
 from __future__ import annotations
 
 import colorsys
+import functools
 from typing import Any, Dict, Optional
 
 import cv2
@@ -65,48 +66,92 @@ def _pt(p):
     return (int(round(float(p[0]))), int(round(float(p[1]))))
 
 
-def _finite_in(p, w, h, margin=0.5) -> bool:
-    """Inside the canvas with a margin: far-away points would overflow OpenCV's int coordinates."""
-    return bool(np.isfinite(p).all()) and -margin * w <= p[0] <= (1 + margin) * w \
-        and -margin * h <= p[1] <= (1 + margin) * h
+def _in_canvas(pts: np.ndarray, w: int, h: int, margin: float = 0.5) -> np.ndarray:
+    """(..., 2) -> bool mask: finite and inside the canvas with a margin (far-away points
+    would overflow OpenCV's int coordinates)."""
+    x, y = pts[..., 0], pts[..., 1]
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(pts).all(axis=-1) & (x >= -margin * w) & (x <= (1 + margin) * w) \
+            & (y >= -margin * h) & (y <= (1 + margin) * h)
+
+
+def _pixels(pts: np.ndarray) -> np.ndarray:
+    """Float points -> int32 pixels, rounded half to even as Python's round() (the old per-point rule)."""
+    safe = np.clip(np.nan_to_num(pts, nan=0.0, posinf=0.0, neginf=0.0), -2.0 ** 30, 2.0 ** 30)
+    return np.round(safe).astype(np.int32)
+
+
+def _segments(canvas, a: np.ndarray, b: np.ndarray, color, thickness: int, line_type: int) -> None:
+    """All segments a[i]-b[i] in one call. OpenCV draws each 2-point open polyline exactly as
+    cv2.line (both round caps), so the pixels are those of one cv2.line per segment."""
+    if len(a):
+        cv2.polylines(canvas, list(np.stack([a, b], axis=1)), False, color, thickness, line_type)
+
+
+def _dots(canvas, pts: np.ndarray, radius: int, color, line_type: int) -> None:
+    """Filled circles at all `pts` in one call: a 1-point closed polyline of thickness 2r is
+    drawn as its end cap, the same disk (same AA edge) as cv2.circle(pt, r, color, -1)."""
+    if len(pts):
+        cv2.polylines(canvas, list(pts.reshape(-1, 1, 1, 2)), True, color, 2 * radius, line_type)
+
+
+def _make_recipe(kset: Dict[str, Any], k: int):
+    """A keypoint set -> what one frame draws: limbs grouped by colour [(bgr, i, j)], then
+    keypoints grouped by colour and size [(bgr, small, indices)], in first-appearance order."""
+    skeleton = kset.get("skeleton") or []
+    kcol = kset.get("keypoint_colors") or [(255, 128, 0)] * k
+    scol = kset.get("skeleton_colors") or [(0, 255, 0)] * len(skeleton)
+    face = (kset.get("parts") or {}).get("face")
+    limbs: Dict[tuple, list] = {}
+    for (i, j), col in zip(skeleton, scol):
+        if i < k and j < k:
+            limbs.setdefault(_bgr(col), []).append((i, j))
+    dots: Dict[tuple, list] = {}
+    for i in range(k):
+        small = face is not None and face[0] <= i < face[1]
+        dots.setdefault((_bgr(kcol[i % len(kcol)]), small), []).append(i)
+    return ([(col, np.asarray([i for i, _ in e]), np.asarray([j for _, j in e])) for col, e in limbs.items()],
+            [(col, small, np.asarray(idx)) for (col, small), idx in dots.items()])
+
+
+@functools.lru_cache(maxsize=16)
+def _recipe(k: int):
+    return _make_recipe(keypoint_set_for(k), k)
 
 
 def draw_mmpose(image: np.ndarray, keypoints, scores, boxes=None, track_ids=None,
                 keypoint_set: Optional[Dict[str, Any]] = None, threshold: float = 0.3,
                 draw_boxes: bool = True) -> np.ndarray:
-    """Draw poses on a copy of `image` (BGR uint8) and return it."""
+    """Draw poses on a copy of `image` (BGR uint8) and return it.
+
+    All persons' limbs of one colour in one OpenCV call, then all keypoints of one colour
+    and size, then the boxes: a handful of calls per frame instead of one per limb and point.
+    """
     canvas = np.ascontiguousarray(image).copy()
     keypoints = np.asarray(keypoints, np.float32)
     scores = np.asarray(scores, np.float32)
     if keypoints.ndim != 3 or len(keypoints) == 0:
         return canvas
     h, w = canvas.shape[:2]
-    k = keypoints.shape[1]
-    kset = keypoint_set or keypoint_set_for(k)
-    skeleton = kset.get("skeleton") or []
-    kcol = kset.get("keypoint_colors") or [(255, 128, 0)] * k
-    scol = kset.get("skeleton_colors") or [(0, 255, 0)] * len(skeleton)
-    face = kset.get("parts", {}).get("face")
+    n, k = keypoints.shape[:2]
+    limb_groups, dot_groups = _recipe(k) if keypoint_set is None else _make_recipe(keypoint_set, k)
     unit = max(1, int(round(max(h, w) / 640)))
-    for n in range(len(keypoints)):
-        kp, sc = keypoints[n], scores[n]
-        ok = (sc > threshold) & np.isfinite(kp).all(axis=1)
-        for (i, j), col in zip(skeleton, scol):
-            if i < k and j < k and ok[i] and ok[j] and _finite_in(kp[i], w, h) and _finite_in(kp[j], w, h):
-                cv2.line(canvas, _pt(kp[i]), _pt(kp[j]), _bgr(col), 2 * unit, cv2.LINE_AA)
-        for i in np.flatnonzero(ok):
-            if not _finite_in(kp[i], w, h):
-                continue
-            small = face is not None and face[0] <= i < face[1]
-            cv2.circle(canvas, _pt(kp[i]), unit if small else 2 * unit, _bgr(kcol[i % len(kcol)]), -1,
-                       cv2.LINE_AA)
-        if draw_boxes and boxes is not None and n < len(boxes):
-            b = np.asarray(boxes[n], np.float32)
+    with np.errstate(invalid="ignore"):
+        ok = (scores > threshold) & _in_canvas(keypoints, w, h)       # (N, K)
+    px = _pixels(keypoints)
+    for col, i_idx, j_idx in limb_groups:
+        both = ok[:, i_idx] & ok[:, j_idx]
+        _segments(canvas, px[:, i_idx][both], px[:, j_idx][both], col, 2 * unit, cv2.LINE_AA)
+    for col, small, idx in dot_groups:
+        _dots(canvas, px[:, idx][ok[:, idx]], unit if small else 2 * unit, col, cv2.LINE_AA)
+    if draw_boxes and boxes is not None:
+        for p in range(min(n, len(boxes))):
+            b = np.asarray(boxes[p], np.float32)
             if np.isfinite(b).all():
                 b = np.clip(b, [-w, -h, -w, -h], [2 * w, 2 * h, 2 * w, 2 * h])
                 cv2.rectangle(canvas, _pt(b[:2]), _pt(b[2:]), (0, 200, 255), unit)
                 if track_ids is not None:
-                    cv2.putText(canvas, f"id {int(track_ids[n])}", (_pt(b[:2])[0], _pt(b[:2])[1] - 4),
+                    cv2.putText(canvas, f"id {int(track_ids[p])}", (_pt(b[:2])[0], _pt(b[:2])[1] - 4),
                                 cv2.FONT_HERSHEY_SIMPLEX, 0.5 * unit, (0, 200, 255), unit, cv2.LINE_AA)
     return canvas
 
@@ -126,8 +171,15 @@ def openpose_body18(keypoints, scores):
     return body, bsc
 
 
+_HAND_LIMB_COLORS = [tuple(int(v * 255) for v in colorsys.hsv_to_rgb(e / len(HAND_LIMBS), 1.0, 1.0))[::-1]
+                     for e in range(len(HAND_LIMBS))]
+
+
 def draw_openpose(shape, keypoints, scores, threshold: float = 0.3) -> np.ndarray:
-    """OpenPose-style rendering on a black canvas of `shape` (h, w[, c]); returns BGR uint8."""
+    """OpenPose-style rendering on a black canvas of `shape` (h, w[, c]); returns BGR uint8.
+
+    Limbs are filled ellipses (one call each: OpenCV fills one convex polygon per call);
+    keypoints, hand bones and face dots are drawn per colour for all persons at once."""
     h, w = int(shape[0]), int(shape[1])
     canvas = np.zeros((h, w, 3), np.uint8)
     keypoints = np.asarray(keypoints, np.float32)
@@ -135,39 +187,39 @@ def draw_openpose(shape, keypoints, scores, threshold: float = 0.3) -> np.ndarra
     if keypoints.ndim != 3 or len(keypoints) == 0 or keypoints.shape[1] < 17:
         return canvas
     body, bsc = openpose_body18(keypoints, scores)
+    with np.errstate(invalid="ignore"):
+        ok = (bsc > threshold) & _in_canvas(body, w, h)                     # (N, 18)
     stick = 4
-    for n in range(len(body)):
-        for li, (a, b) in enumerate(OPENPOSE_LIMBS):
-            if bsc[n, a] <= threshold or bsc[n, b] <= threshold:
-                continue
-            pa, pb = body[n, a], body[n, b]
-            if not (_finite_in(pa, w, h) and _finite_in(pb, w, h)):
-                continue
-            centre = _pt((pa + pb) / 2)
-            length = float(np.hypot(*(pa - pb)))
-            angle = float(np.degrees(np.arctan2(pa[1] - pb[1], pa[0] - pb[0])))
-            poly = cv2.ellipse2Poly(centre, (int(length / 2), stick), int(angle), 0, 360, 1)
-            col = tuple(int(c * 0.6) for c in OPENPOSE_COLORS[li])
-            cv2.fillConvexPoly(canvas, poly, col)
-        for i in range(18):
-            if bsc[n, i] > threshold and _finite_in(body[n, i], w, h):
-                cv2.circle(canvas, _pt(body[n, i]), 4, OPENPOSE_COLORS[i], -1)
+    limb_a = np.asarray([a for a, _ in OPENPOSE_LIMBS])
+    limb_b = np.asarray([b for _, b in OPENPOSE_LIMBS])
+    draw = ok[:, limb_a] & ok[:, limb_b]
+    pa, pb = body[:, limb_a], body[:, limb_b]
+    centres = _pixels((pa + pb) / 2)
+    lengths = np.hypot(*(pa - pb).transpose(2, 0, 1))
+    angles = np.degrees(np.arctan2(pa[..., 1] - pb[..., 1], pa[..., 0] - pb[..., 0]))
+    body_px = _pixels(body)
+    limb_colors = [tuple(int(c * 0.6) for c in OPENPOSE_COLORS[li]) for li in range(len(OPENPOSE_LIMBS))]
+    for n in range(len(body)):  # person by person: a person's limbs cover the ones of the persons before
+        for li in np.flatnonzero(draw[n]).tolist():
+            poly = cv2.ellipse2Poly((int(centres[n, li, 0]), int(centres[n, li, 1])),
+                                    (int(lengths[n, li] / 2), stick), int(angles[n, li]), 0, 360, 1)
+            cv2.fillConvexPoly(canvas, poly, limb_colors[li])
+        for i in np.flatnonzero(ok[n]).tolist():
+            cv2.circle(canvas, (int(body_px[n, i, 0]), int(body_px[n, i, 1])), 4, OPENPOSE_COLORS[i], -1)
     if keypoints.shape[1] >= 133:
-        for n in range(len(keypoints)):
-            for start, stop in WHOLEBODY_HANDS:
-                hk, hs = keypoints[n, start:stop], scores[n, start:stop]
-                for e, (a, b) in enumerate(HAND_LIMBS):
-                    if hs[a] > threshold and hs[b] > threshold and _finite_in(hk[a], w, h) \
-                            and _finite_in(hk[b], w, h):
-                        r, g, bl = colorsys.hsv_to_rgb(e / len(HAND_LIMBS), 1.0, 1.0)
-                        cv2.line(canvas, _pt(hk[a]), _pt(hk[b]), (int(bl * 255), int(g * 255), int(r * 255)), 2)
-                for i in range(21):
-                    if hs[i] > threshold and _finite_in(hk[i], w, h):
-                        cv2.circle(canvas, _pt(hk[i]), 4, (255, 0, 0), -1)
-            fk, fs = keypoints[n, WHOLEBODY_FACE[0]:WHOLEBODY_FACE[1]], scores[n, WHOLEBODY_FACE[0]:WHOLEBODY_FACE[1]]
-            for i in range(len(fk)):
-                if fs[i] > threshold and _finite_in(fk[i], w, h):
-                    cv2.circle(canvas, _pt(fk[i]), 3, (255, 255, 255), -1)
+        hands = np.concatenate([keypoints[:, a:b] for a, b in WHOLEBODY_HANDS])      # (2N, 21, 2)
+        hand_sc = np.concatenate([scores[:, a:b] for a, b in WHOLEBODY_HANDS])
+        with np.errstate(invalid="ignore"):
+            hand_ok = (hand_sc > threshold) & _in_canvas(hands, w, h)
+        hand_px = _pixels(hands)
+        for e, (a, b) in enumerate(HAND_LIMBS):
+            both = hand_ok[:, a] & hand_ok[:, b]
+            _segments(canvas, hand_px[both, a], hand_px[both, b], _HAND_LIMB_COLORS[e], 2, cv2.LINE_8)
+        _dots(canvas, hand_px[hand_ok], 4, (255, 0, 0), cv2.LINE_8)
+        face = keypoints[:, WHOLEBODY_FACE[0]:WHOLEBODY_FACE[1]]
+        with np.errstate(invalid="ignore"):
+            face_ok = (scores[:, WHOLEBODY_FACE[0]:WHOLEBODY_FACE[1]] > threshold) & _in_canvas(face, w, h)
+        _dots(canvas, _pixels(face)[face_ok], 3, (255, 255, 255), cv2.LINE_8)
     return canvas
 
 

@@ -47,6 +47,8 @@ class NcnnModel:
     def __init__(self, model: str, task: Optional[str] = None, threads: Optional[int] = None,
                  precision: Optional[str] = None, fp16: Optional[bool] = None, device: Optional[str] = None,
                  probe: bool = True):
+        from .schedule import apply_to_option, default_plan, prepare_wait_policy
+        prepare_wait_policy()  # before the first `import ncnn`: OpenMP reads it when it loads
         import ncnn  # the one binary dependency; imported here so metadata tools work without it
 
         if precision is not None and precision not in PRECISIONS:
@@ -93,8 +95,8 @@ class NcnnModel:
         opt.use_vulkan_compute = gpu is not None
         if gpu is not None:
             net.set_vulkan_device(gpu.index)
-        if threads is not None:
-            opt.num_threads = threads
+        plan = default_plan()
+        apply_to_option(opt, plan, threads if threads is not None else plan.cpus)
         self.fp16 = bool(use_fp16)
         self.threads = opt.num_threads
         if net.load_param(param) != 0:

@@ -2,8 +2,10 @@
 
 Per person: box -> centre/scale (padding 1.25, aspect fix) -> one warpAffine to the raw-pixel
 model input -> ncnn -> SimCC decode -> inverse affine. See preprocess.py and simcc.py for the
-exact rules. ncnn has no batch dimension, so persons run one per extractor; with
-`concurrency > 1` they run on a thread pool (ncnn releases the GIL while it computes).
+exact rules. ncnn has no batch dimension, so persons run one per extractor; several
+persons run at once on a thread pool (ncnn releases the GIL while it computes), as many as
+the schedule says (schedule.py: one single-threaded extractor per core by default).
+Every extractor computes the same arithmetic, so the keypoints do not depend on the split.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from .constants import DEFAULT_SIMCC_SPLIT_RATIO, MIN_BOX_SIZE
 from edgepose.errors import EdgeposeError
 from .image_input import as_bgr8
 from .ncnn_model import NcnnModel
+from .schedule import Plan, bind_process_cores, bind_this_thread, default_plan, with_overrides
 from .preprocess import boxes_to_center_scale, crop_person, input_to_image
 from .simcc import decode_simcc
 
@@ -42,17 +45,28 @@ def check_boxes(boxes, image_shape) -> np.ndarray:
 class PoseEstimator:
     """`PoseEstimator(model)(image, boxes) -> keypoints (N, K, 2) float32 image pixels, scores (N, K)`.
 
-    model: converted model folder, .json or .ncnn.param. threads: ncnn threads per inference.
-    precision: "fp32" | "fp16" | "int8" | None (see ncnn_model.py). concurrency: persons run at once
-    (on a GPU their extractors share the one Vulkan device). device: "cpu" | "gpu" | "gpu:N".
+    model: converted model folder, .json or .ncnn.param. precision: "fp32" | "fp16" | "int8" | None
+    (see ncnn_model.py). threads (ncnn threads per extractor) and concurrency (persons run at
+    once) override the schedule's choice per frame (`plan`, default: schedule.default_plan()).
+    device: "cpu" | "gpu" | "gpu:N" (on a GPU the extractors share the one Vulkan device).
     Boxes narrower or shorter than 1 pixel are not run: their keypoints sit at the box centre
     with score 0. Boxes outside the image are run as they are (the crop is the zero border).
     """
 
     def __init__(self, model: str, threads: Optional[int] = None, precision: Optional[str] = None,
-                 concurrency: int = 1, fp16: Optional[bool] = None, device: Optional[str] = None):
-        self.model = NcnnModel(model, task="pose", threads=threads, precision=precision, fp16=fp16,
-                               device=device)
+                 concurrency: Optional[int] = None, fp16: Optional[bool] = None, plan: Optional[Plan] = None,
+                 device: Optional[str] = None):
+        self.plan = with_overrides(plan or default_plan(), threads, concurrency)
+        # ncnn's gemm and convolution layers keep the thread count they were loaded with (their
+        # packed weights follow its tiling), so a crowd's single-threaded extractors and a lone
+        # person's all-core extractor need nets loaded at their own count: `model` for crowds,
+        # a second net loaded on the first lone person when the counts differ. The outputs are
+        # the same bits either way (tests/runtime/test_schedule.py).
+        self._load_args = dict(task="pose", precision=precision, fp16=fp16, device=device)
+        self._source = model
+        self.model = NcnnModel(model, threads=self.plan.pose_split(2)[0], **self._load_args)
+        self._by_threads = {self.model.threads: self.model}
+        bind_process_cores(self.plan)
         meta = self.model.meta
         for role in ("simcc_x", "simcc_y"):
             if role not in meta.output_blobs:
@@ -61,7 +75,7 @@ class PoseEstimator:
         self.input_size: Tuple[int, int] = self.model.input_size
         self.split_ratio = float(meta.simcc_split_ratio or DEFAULT_SIMCC_SPLIT_RATIO)
         self.num_keypoints = meta.num_keypoints
-        self.concurrency = max(1, int(concurrency))
+        self.concurrency = self.plan.pose_split(2)[1]  # persons in flight on a crowd
         self._pool: Optional[ThreadPoolExecutor] = None
 
     @property
@@ -90,16 +104,25 @@ class PoseEstimator:
             k = self.num_keypoints
             wx, wy = (int(round(s * self.split_ratio)) for s in self.input_size)
             return np.zeros((0, k, wx), np.float32), np.zeros((0, k, wy), np.float32)
-        if self.concurrency > 1 and len(crops) > 1:
+        threads, in_flight = self.plan.pose_split(len(crops))
+        model = self._net_for(threads)
+        if in_flight > 1 and len(crops) > 1:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="edgepose-pose")
-            outs = list(self._pool.map(self._run_one, crops))
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="edgepose-pose",
+                                                initializer=bind_this_thread, initargs=(self.plan,))
+            outs = list(self._pool.map(lambda c: self._run_one(c, model), crops))
         else:
-            outs = [self._run_one(c) for c in crops]
+            outs = [self._run_one(c, model) for c in crops]
         return np.stack([o["simcc_x"] for o in outs]), np.stack([o["simcc_y"] for o in outs])
 
-    def _run_one(self, crop: np.ndarray):
-        out = self.model.run(self.model.mat_from_bgr(crop), roles=("simcc_x", "simcc_y"))
+    def _net_for(self, threads: int) -> NcnnModel:
+        if threads not in self._by_threads:
+            self._by_threads[threads] = NcnnModel(self._source, threads=threads, **self._load_args)
+        return self._by_threads[threads]
+
+    def _run_one(self, crop: np.ndarray, model: Optional[NcnnModel] = None):
+        model = model or self.model
+        out = model.run(model.mat_from_bgr(crop), roles=("simcc_x", "simcc_y"))
         for role in ("simcc_x", "simcc_y"):
             if out[role].ndim != 2:
                 raise EdgeposeError(f"{self.model.json_path}: {role} output has shape {out[role].shape}, "

@@ -17,8 +17,9 @@ Per frame:
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Dict, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -50,6 +51,9 @@ def _sigmas(pose_estimator):
     meta = getattr(pose_estimator, "meta", None)
     kp = getattr(meta, "keypoints", None) if meta is not None else None
     return kp.get("sigmas") if isinstance(kp, dict) else None
+
+
+_END = object()
 
 
 def expand_boxes(boxes: np.ndarray, factor: float) -> np.ndarray:
@@ -150,22 +154,63 @@ class PoseTracker:
     def __call__(self, frame, timestamp: Optional[float] = None) -> TrackedPoses:
         from .image_input import as_bgr8
         image = as_bgr8(frame)
-        self.frame_index += 1
-        t = self.frame_index / self.fps if timestamp is None else float(timestamp)
+        return self._finish(image, *self._boxes(image), timestamp)
 
+    def _detection_due(self) -> bool:
+        """Whether the next frame's boxes come from the detector whatever this frame's poses are."""
+        return self._since_detection is None or self._since_detection + 1 >= self.det_every
+
+    def _boxes(self, image, detection=None):
+        """This frame's boxes: the detector's (`detection`, when it already ran on this frame)
+        or the ones carried from the last poses. Advances the frame counters."""
+        self.frame_index += 1
         carried = None
         known_ids = None
-        due = self._since_detection is None or self._since_detection + 1 >= self.det_every
-        if not due:
+        if not self._detection_due():
             carried = self._carried_boxes(image.shape)
         if carried is None:
-            boxes, box_scores = self.detector(image)
+            boxes, box_scores = detection if detection is not None else self.detector(image)
             self._since_detection = 0
             detected = True
         else:
             boxes, box_scores, known_ids = carried
             self._since_detection += 1
             detected = False
+        return boxes, box_scores, known_ids, detected
+
+    def stream(self, frames: Iterable) -> Iterator[TrackedPoses]:
+        """Poses of every frame of `frames` (images, or (image, timestamp) pairs), in order; the
+        same results as calling the tracker on each frame. With the plan's overlap on, the
+        detector of the next frame runs (on its own thread, at its loaded thread count: ncnn's
+        convolutions keep the count they were loaded with) while the poses of this one do, so
+        a core the poses leave idle is used; idle OpenMP threads sleep (schedule.py), so the
+        extra threads share the cores instead of spinning on them."""
+        from .image_input import as_bgr8
+        plan = getattr(self.pose_estimator, "plan", None)
+        overlap = bool(plan is not None and plan.overlap)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="edgepose-detect") if overlap else None
+        it = iter(frames)
+        try:
+            current = next(it, _END)
+            pending = None
+            while current is not _END:
+                frame, timestamp = current if isinstance(current, tuple) else (current, None)
+                image = as_bgr8(frame)
+                detection = pending.result() if pending is not None else None
+                pending = None
+                boxes = self._boxes(image, detection)
+                current = next(it, _END)
+                if pool is not None and current is not _END and self._detection_due():
+                    nxt = current[0] if isinstance(current, tuple) else current
+                    pending = pool.submit(self.detector, as_bgr8(nxt))
+                yield self._finish(image, *boxes, timestamp)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+
+    def _finish(self, image, boxes, box_scores, known_ids, detected, timestamp) -> TrackedPoses:
+        """Pose, pose NMS, tracking and smoothing of one frame's boxes."""
+        t = self.frame_index / self.fps if timestamp is None else float(timestamp)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         box_scores = np.asarray(box_scores, np.float32).reshape(-1)
 

@@ -11,6 +11,7 @@ a run that processes nothing leaves nothing behind.
 """
 from __future__ import annotations
 
+from collections import deque
 import os
 import sys
 import time
@@ -31,7 +32,12 @@ def add_arguments(p) -> None:
                                                    "default: the one `edgepose demo` prepared")
     p.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                    help="model variant / ncnn mode (default: fp16 on ARM and on a GPU with fp16 storage, fp32 elsewhere)")
-    p.add_argument("--threads", type=int, default=None, help="ncnn threads per inference")
+    p.add_argument("--threads", type=int, default=None,
+                   help="ncnn threads per extractor (default: chosen from the machine, see the printed schedule)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="persons run at once on separate extractors (default: chosen from the machine)")
+    p.add_argument("--cores", choices=("auto", "big", "little", "all"), default="auto",
+                   help="cores to run on (default auto: the big cores on big.LITTLE, else all)")
     add_device_argument(p)
     p.add_argument("--det-every", type=int, default=5, metavar="N",
                    help="video: run the detector every N frames, carry boxes from the poses in between "
@@ -51,8 +57,9 @@ def add_arguments(p) -> None:
 def _check_args(args) -> None:
     if args.det_every < 1:
         raise EdgeposeError(f"--det-every must be >= 1, got {args.det_every}")
-    if args.threads is not None and args.threads < 1:
-        raise EdgeposeError(f"--threads must be >= 1, got {args.threads}")
+    for flag, value in (("--threads", args.threads), ("--concurrency", getattr(args, "concurrency", None))):
+        if value is not None and value < 1:
+            raise EdgeposeError(f"{flag} must be >= 1, got {value}")
     if not 0.0 <= args.threshold <= 1.0:
         raise EdgeposeError(f"--threshold must be within 0..1, got {args.threshold}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -80,11 +87,15 @@ class _Models:
     """What PoseTracker needs from a solution: a detector and a pose estimator."""
 
     def __init__(self, det: str, pose: str, precision: Optional[str], threads: Optional[int],
-                 device: Optional[str] = None):
+                 concurrency: Optional[int] = None, cores: str = "auto", device: Optional[str] = None):
         from .detector import Detector
         from .pose import PoseEstimator
-        self.detector = _load_checked(Detector, det, "--det", "detect", precision, threads, device)
-        self.pose_estimator = _load_checked(PoseEstimator, pose, "--pose", "pose", precision, threads, device)
+        from .schedule import make_plan
+        self.plan = make_plan(cores, threads, concurrency)
+        self.detector = _load_checked(Detector, det, "--det", "detect", precision,
+                                      dict(threads=self.plan.det_threads, device=device))
+        self.pose_estimator = _load_checked(PoseEstimator, pose, "--pose", "pose", precision,
+                                            dict(plan=self.plan, device=device))
         gpu = self.pose_estimator.model.gpu
         if gpu is not None:
             print(f"edgepose: running on {gpu.describe()}", file=sys.stderr)
@@ -95,11 +106,11 @@ def add_device_argument(p) -> None:
                    help="cpu (default), gpu (ncnn's default Vulkan device) or gpu:N")
 
 
-def _load_checked(cls, path, flag, task, precision, threads, device=None):
+def _load_checked(cls, path, flag, task, precision, schedule):
     if not os.path.exists(path):
         raise ModelNotFoundError(f"{flag} {path}: no such model file or folder")
     try:
-        return cls(path, threads=threads, precision=precision, device=device)
+        return cls(path, precision=precision, **schedule)
     except WrongTaskError as e:
         raise with_context(e, f"{flag} {path}: not a {task} model: ") from None
     except EdgeposeError as e:
@@ -280,7 +291,9 @@ def execute(args) -> "RunSummary":
     _check_args(args)
     det, pose = resolve_models(args)
     source = Source(args.source)
-    models = _Models(det, pose, args.precision, args.threads, getattr(args, "device", None))
+    models = _Models(det, pose, args.precision, args.threads, getattr(args, "concurrency", None),
+                     getattr(args, "cores", "auto"), getattr(args, "device", None))
+    print(models.plan.describe(), file=sys.stderr)
     video = source.kind in ("video", "camera")
     tracker = PoseTracker(models, det_every=args.det_every if video else 1,
                           smooth=video and not args.no_smooth, fps=source.fps or 30.0,
@@ -297,19 +310,43 @@ def execute(args) -> "RunSummary":
     interrupted = False
     bar = tqdm(total=args.max_frames or source.expected_frames, unit="frame", dynamic_ncols=True,
                disable=None, file=sys.stderr)
-    try:
+    read: deque = deque()  # video: frames handed to the tracker's stream, not yet returned
+
+    def video_frames():
+        nonlocal failed
         for frame in source:
-            t0 = time.perf_counter()
             try:
-                if not video:
-                    tracker.reset()
                 image = as_bgr8(frame.image)
-                poses = tracker(image, frame.timestamp)
             except EdgeposeError as e:
                 warn(f"{frame.name}: {e}; skipped")
                 failed += 1
                 bar.update(1)
                 continue
+            read.append((frame, image))
+            yield image, frame.timestamp
+
+    def image_results():
+        nonlocal failed
+        for frame in source:
+            try:
+                tracker.reset()
+                image = as_bgr8(frame.image)
+                yield frame, image, tracker(image, frame.timestamp)
+            except EdgeposeError as e:
+                warn(f"{frame.name}: {e}; skipped")
+                failed += 1
+                bar.update(1)
+
+    def video_results():
+        # The stream overlaps the next frame's detector with this frame's poses (schedule.py).
+        for poses in tracker.stream(video_frames()):
+            frame, image = read.popleft()
+            yield frame, image, poses
+
+    try:
+        results = video_results() if video else image_results()
+        t0 = time.perf_counter()
+        for frame, image, poses in results:
             dt = time.perf_counter() - t0
             compute += dt
             fps_live = 1.0 / dt if fps_live == 0 else 0.9 * fps_live + 0.1 / max(dt, 1e-6)
@@ -322,6 +359,7 @@ def execute(args) -> "RunSummary":
             bar.update(1)
             if args.max_frames and done >= args.max_frames:
                 break
+            t0 = time.perf_counter()
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:

@@ -15,6 +15,7 @@ from .detector import Detector
 from edgepose.errors import EdgeposeError
 from .image_input import as_bgr8
 from .pose import PoseEstimator
+from .schedule import make_plan
 
 
 @dataclass
@@ -34,7 +35,10 @@ class TopDownSolution:
 
     threads, precision ("fp32" | "fp16" | "int8" | None) and fp16 (force fp16 arithmetic on/off)
     apply to both models unless det_precision / pose_precision say otherwise.
-    concurrency: persons run at once on separate ncnn extractors.
+    The schedule (threads per extractor, persons in flight, cores, wait policy) is chosen from
+    the machine (schedule.py; `.plan`, printed by `edgepose run`/`bench`). threads: ncnn threads
+    of every extractor, concurrency: persons run at once; both override the plan.
+    cores: "auto" (big cores on big.LITTLE, else all) | "big" | "little" | "all".
     device: "cpu" | "gpu" | "gpu:N" (Vulkan) for both models unless det_device / pose_device say otherwise.
     """
     keypoint_counts: tuple = ()   # allowed K (empty: any)
@@ -44,15 +48,16 @@ class TopDownSolution:
                  precision: Optional[str] = None, fp16: Optional[bool] = None,
                  det_precision: Optional[str] = None, pose_precision: Optional[str] = None,
                  score_threshold: Optional[float] = None, nms_iou: Optional[float] = None,
-                 concurrency: int = 1, device: Optional[str] = None,
+                 concurrency: Optional[int] = None, cores: str = "auto", device: Optional[str] = None,
                  det_device: Optional[str] = None, pose_device: Optional[str] = None):
         if det is None or pose is None:
             raise EdgeposeError(f"{type(self).__name__} needs det= and pose= model paths (folders, .json or "
                                 f".ncnn.param from `edgepose convert`; `edgepose demo` fetches and converts them)")
-        self.detector = Detector(det, threads=threads, precision=det_precision or precision, fp16=fp16,
+        self.plan = make_plan(cores, threads, concurrency)
+        self.detector = Detector(det, threads=self.plan.det_threads, precision=det_precision or precision, fp16=fp16,
                                  score_threshold=score_threshold, nms_iou=nms_iou, device=det_device or device)
-        self.pose_estimator = PoseEstimator(pose, threads=threads, precision=pose_precision or precision,
-                                            fp16=fp16, concurrency=concurrency, device=pose_device or device)
+        self.pose_estimator = PoseEstimator(pose, precision=pose_precision or precision, fp16=fp16,
+                                            plan=self.plan, device=pose_device or device)
         k = self.pose_estimator.num_keypoints
         if self.keypoint_counts and k and k not in self.keypoint_counts:
             raise EdgeposeError(f"{self.pose_estimator.model.json_path}: has {k} keypoints; {type(self).__name__} "

@@ -14,11 +14,14 @@ import sys
 from typing import Dict, Optional
 
 
-def measure_in_child(det_model: str, pose_model: str, precision: str, threads: int, image: str,
-                     frames: int = 3, timeout: float = 600.0) -> Dict[str, Optional[float]]:
-    """{"peak_rss_mb", "imports_rss_mb", "pipeline_mb"}; values None if the child failed."""
+def measure_in_child(det_model: str, pose_model: str, precision: str, threads: Optional[int], image: str,
+                     frames: int = 3, timeout: float = 600.0,
+                     concurrency: Optional[int] = None) -> Dict[str, Optional[float]]:
+    """{"peak_rss_mb", "imports_rss_mb", "pipeline_mb"}; values None if the child failed.
+    threads/concurrency None: the schedule's choice."""
     cmd = [sys.executable, "-m", "edgepose.runtime.bench.memory", "--det", det_model, "--pose", pose_model,
-           "--precision", precision, "--threads", str(threads), "--image", image, "--frames", str(frames)]
+           "--precision", precision, "--threads", str(threads or 0), "--concurrency", str(concurrency or 0),
+           "--image", image, "--frames", str(frames)]
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         out = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else None
@@ -35,7 +38,8 @@ def main(argv=None) -> int:
     ap.add_argument("--det", required=True)
     ap.add_argument("--pose", required=True)
     ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="0: the schedule's choice")
+    ap.add_argument("--concurrency", type=int, default=0, help="0: the schedule's choice")
     ap.add_argument("--image", required=True)
     ap.add_argument("--frames", type=int, default=3)
     args = ap.parse_args(argv)
@@ -56,7 +60,8 @@ def main(argv=None) -> int:
     from edgepose.errors import EdgeposeError
 
     try:
-        det, pose, _ = load_pipeline(args.det, args.pose, args.precision, args.threads)
+        det, pose, _ = load_pipeline(args.det, args.pose, args.precision, args.threads or None,
+                                     args.concurrency or None)
         pipeline_runner(det, pose, encoded)(warmup=0, frames=args.frames, seconds=None)
     except EdgeposeError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -14,12 +14,17 @@ from ..detector import Detector
 from ..draw import draw_mmpose
 from ..pose import PoseEstimator
 from ..pose_tracker import PoseTracker
-from .timing import Slice, StageClock, row_summary, slice_runner
+from ..schedule import make_plan
+from .timing import Slice, StageClock, add_infer, row_summary, slice_runner
 
 STAGES = ["decode", "detect", "crop", "pose", "decode_keypoints", "track_smooth", "draw", "total"]
 # Parts of `detect` and `pose` spent inside ncnn (extractor + extract); the rest of the
 # frame is our own Python/numpy/OpenCV work.
 NCNN_STAGES = ["detect_ncnn", "pose_ncnn"]
+# What the ratio against the baseline compares: detection + pose (crops and keypoint decoding
+# included), the work the baseline does too. Image decoding, tracking and drawing are timed but
+# left out of the ratio, for both engines.
+INFER_STAGES = ["detect", "crop", "pose", "decode_keypoints"]
 _TRACKER_INNER = ("detect", "crop", "pose", "decode_keypoints")
 
 
@@ -27,6 +32,7 @@ class _TimedDetector:
     def __init__(self, detector: Detector, clock: StageClock):
         self.inner, self.clock = detector, clock
         self.meta = detector.meta
+        self.model = detector.model
 
     def __call__(self, image):
         d, c = self.inner, self.clock
@@ -66,12 +72,14 @@ class _Solution:
     pose_estimator: object
 
 
-def load_pipeline(det_model: str, pose_model: str, precision: str, threads: int, concurrency: int = 1,
-                  device: str = "cpu"):
+def load_pipeline(det_model: str, pose_model: str, precision: str, threads: Optional[int],
+                  concurrency: Optional[int] = None, cores: str = "auto", device: str = "cpu"):
+    """threads/concurrency None: the schedule's own choice (what `Wholebody(det, pose)` does)."""
     t0 = time.perf_counter()
-    det = Detector(det_model, threads=threads, precision=precision if precision != "fp16" else "fp32",
+    plan = make_plan(cores, threads, concurrency)
+    det = Detector(det_model, threads=plan.det_threads, precision=precision if precision != "fp16" else "fp32",
                    fp16=precision == "fp16", device=device)
-    pose = PoseEstimator(pose_model, threads=threads, precision=precision, concurrency=concurrency, device=device)
+    pose = PoseEstimator(pose_model, precision=precision, plan=plan, device=device)
     return det, pose, time.perf_counter() - t0
 
 
@@ -106,7 +114,8 @@ def pipeline_row(slices: List[Slice]) -> Dict[str, object]:
     """FPS (median over slices), stage latencies over all frames, the share of the frame in
     our own work around ncnn (crop, letterbox, box and keypoint decoding, NMS, tracking,
     smoothing; image decoding and drawing are their own stages, the same for any engine)."""
-    row = row_summary(slices, STAGES + NCNN_STAGES)
+    add_infer(slices, INFER_STAGES)
+    row = row_summary(slices, STAGES + NCNN_STAGES + ["infer"])
     frames = [f for s in slices for f in s.frames]
     total = sum(f["total"] for f in frames)
     ncnn_time = sum(f.get(s, 0.0) for f in frames for s in NCNN_STAGES)

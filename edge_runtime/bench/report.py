@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Union
 from edgepose.files import Outputs
 
 COLUMNS = [
-    ("device", "device", "{}"), ("precision", "precision", "{}"), ("threads", "thr", "{}"), ("scenario", "image", "{}"),
+    ("device", "device", "{}"), ("precision", "precision", "{}"), ("setting", "setting", "{}"), ("scenario", "image", "{}"),
     ("persons", "persons", "{:.1f}"), ("fps", "FPS", "{:.2f}"), ("fps_best", "best FPS", "{:.2f}"),
     ("fps_spread_pct", "spread %", "{:.0f}"),
     ("p50_ms", "p50 ms", "{:.1f}"),
@@ -16,8 +16,18 @@ COLUMNS = [
     ("outside_ncnn_pct", "outside ncnn %", "{:.1f}"),
     ("gmac_per_frame", "GMAC/frame", "{:.3f}"), ("gmac_per_s", "GMAC/s", "{:.2f}"),
     ("peak_rss_mb", "peak RSS MB", "{:.0f}"),
-    ("baseline_fps", "ORT FPS", "{:.2f}"), ("ratio_vs_baseline", "x ORT", "{:.2f}"),
+    ("infer_p50_ms", "det+pose ms", "{:.1f}"), ("infer_fps", "det+pose FPS", "{:.2f}"),
+    ("baseline_threads", "ORT thr", "{}"), ("baseline_infer_fps", "ORT det+pose FPS", "{:.2f}"),
+    ("ratio_infer_vs_baseline", "x ORT", "{:.2f}"),
+    ("loaded_p50_ms", "loaded p50 ms", "{:.1f}"), ("loaded_p99_ms", "loaded p99 ms", "{:.1f}"),
 ]
+BEST_COLUMNS = [("precision", "precision", "{}"), ("scenario", "image", "{}"), ("setting", "edgepose best", "{}"),
+                ("infer_p50_ms", "det+pose ms", "{:.1f}"), ("infer_fps", "det+pose FPS", "{:.2f}"),
+                ("baseline_threads", "ORT best thr", "{}"), ("baseline_infer_p50_ms", "ORT det+pose ms", "{:.1f}"),
+                ("baseline_infer_fps", "ORT det+pose FPS", "{:.2f}"), ("ratio", "x ORT", "{:.2f}")]
+BASELINE_COLUMNS = [("threads", "ORT thr", "{}"), ("scenario", "image", "{}"), ("infer_fps", "det+pose FPS", "{:.2f}"),
+                    ("fps", "FPS", "{:.2f}"), ("loaded_p50_ms", "loaded p50 ms", "{:.1f}"),
+                    ("loaded_p99_ms", "loaded p99 ms", "{:.1f}")]
 
 
 def _cell(row: Dict[str, Any], key: str, fmt: str) -> str:
@@ -30,13 +40,31 @@ def _cell(row: Dict[str, Any], key: str, fmt: str) -> str:
         return str(value)
 
 
-def table_lines(rows: List[Dict[str, Any]]) -> List[str]:
-    header = [title for _, title, _ in COLUMNS]
-    body = [[_cell(r, key, fmt) for key, _, fmt in COLUMNS] for r in rows]
+def table_lines(rows: List[Dict[str, Any]], columns=None) -> List[str]:
+    columns = columns or COLUMNS
+    header = [title for _, title, _ in columns]
+    body = [[_cell(r, key, fmt) for key, _, fmt in columns] for r in rows]
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(header, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths)) for b in body]
     return lines
+
+
+def _md_table(rows, columns) -> List[str]:
+    out = ["| " + " | ".join(title for _, title, _ in columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in columns) + " |" for r in rows]
+    return out
+
+
+def frame_parts(row: Dict[str, Any], stage_names: List[str]) -> Dict[str, float]:
+    """Mean ms per frame of the stages that do not contain one another (the ncnn parts sit
+    inside detect/pose, `infer` sums detect..decode_keypoints), plus `other` (the frame's rest):
+    they add up to the mean frame time."""
+    skip = {"total", "infer", "detect_ncnn", "pose_ncnn"}
+    parts = {s: row["stages_ms"].get(s, {}).get("mean", 0.0) for s in stage_names if s not in skip}
+    total = row["stages_ms"].get("total", {}).get("mean", 0.0)
+    parts["other"] = max(0.0, total - sum(parts.values()))
+    return parts
 
 
 def _frequency(mhz) -> str:
@@ -67,15 +95,25 @@ def markdown(report: Dict[str, Any]) -> str:
            f"extra rounds for rows the device slowed); FPS is the median slice, best FPS "
            f"the fastest, spread % the slices' (max - min) / median; det every "
            f"{report['settings']['det_every']} frame(s)", ""]
-    out.append("| " + " | ".join(title for _, title, _ in COLUMNS) + " |")
-    out.append("|" + "---|" * len(COLUMNS))
-    for r in rows:
-        out.append("| " + " | ".join(_cell(r, key, fmt) for key, _, fmt in COLUMNS) + " |")
+    out.insert(7, f"- {report.get('schedule', {}).get('text', 'schedule: n/a')}")
+    if (report.get("load") or {}).get("busy_processes"):
+        out.insert(8, f"- loaded p50/p99: one more slice of {report['load']['seconds']} s per default row and ONNX "
+                      f"Runtime at the most threads, with {report['load']['busy_processes']} busy processes competing")
+    out += ["x ORT compares detection + pose (det+pose: edgepose's detect, crop, pose, decode keypoints; the "
+            "baseline's detect and pose, which crops and decodes too): image decoding, tracking and drawing are "
+            "timed for edgepose (stage table) and left out of the ratio for both.", ""]
+    out += _md_table(rows, COLUMNS)
     if any(r.get("upload_download_ms") is not None for r in rows):
         out += ["", "GPU up/down ms: per frame, the input uploads and output downloads of the detector and of "
                 "every person's pose run on the Vulkan device, timed on a transfer net with the models' own "
                 "tensor shapes (part of the ncnn time, not added to it). A device named llvmpipe is Mesa's "
                 "software Vulkan (lavapipe) running on the CPU: its speed says nothing about a GPU's."]
+    if report.get("best"):
+        out += ["", "## Best setting of each (fastest edgepose setting vs fastest ONNX Runtime thread count)", ""]
+        out += _md_table(report["best"], BEST_COLUMNS)
+    if report.get("baseline_rows"):
+        out += ["", "## ONNX Runtime rows", ""]
+        out += _md_table(report["baseline_rows"], BASELINE_COLUMNS)
     unstable = report.get("unstable_rows") or []
     if unstable:
         out += ["", "Rows where most slices (edgepose or ONNX Runtime) ran over 10% below the fastest, even "
@@ -83,14 +121,14 @@ def markdown(report: Dict[str, Any]) -> str:
                 + ", ".join(f"{p} x{t} {sc}" for p, t, sc in unstable) + "."]
     out += ["", "## Stage latency (ms, p50 / p90 / p99)", ""]
     stages = report.get("stage_names", [])
-    out.append("| device | precision | thr | image | " + " | ".join(stages) + " |")
+    out.append("| device | precision | setting | image | " + " | ".join(stages) + " |")
     out.append("|" + "---|" * (4 + len(stages)))
     for r in rows:
         cells = []
         for s in stages:
             st = r["stages_ms"].get(s)
             cells.append("-" if st is None else f"{st['p50']:.2f} / {st['p90']:.2f} / {st['p99']:.2f}")
-        out.append(f"| {r.get('device', 'cpu')} | {r['precision']} | {r['threads']} | {r['scenario']} | "
+        out.append(f"| {r.get('device', 'cpu')} | {r['precision']} | {r.get('setting', r['threads'])} | {r['scenario']} | "
                    + " | ".join(cells) + " |")
     out += ["", "Peak RSS MB: one configuration alone in a fresh process (Python, numpy, OpenCV and ncnn "
             "included), running the most crowded image. "
@@ -110,34 +148,36 @@ def plot(report: Dict[str, Any], path: str) -> bool:
         return False
     rows = report["rows"]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    # Only the measured points: no line between two person counts (nothing was measured there).
     series: Dict[str, List] = {}
     for r in rows:
-        series.setdefault(f"{r['precision']} x{r['threads']} {r.get('device', 'cpu')}", []).append((r["persons"], r["fps"]))
+        name = f"{r['precision']} {r.get('setting', r['threads'])}" + ("" if r.get("device", "cpu") == "cpu" else " gpu")
+        series.setdefault(name, []).append((r["persons"], r["fps"]))
     for name, pts in series.items():
         pts.sort()
-        ax1.plot([p for p, _ in pts], [f for _, f in pts], marker="o", label=f"edgepose {name}")
-    base: Dict[str, List] = {}
-    for r in rows:
-        if r.get("baseline_fps"):
-            base.setdefault(f"x{r['threads']}", {})[r["persons"]] = r["baseline_fps"]
-    for name, pts in base.items():
-        xs = sorted(pts)
-        ax1.plot(xs, [pts[x] for x in xs], "k--", marker="s", label=f"ONNX Runtime {name}")
+        ax1.plot([p for p, _ in pts], [f for _, f in pts], marker="o", linestyle="none", label=f"edgepose {name}")
+    for b in report.get("baseline_rows") or []:
+        persons = next((r["persons"] for r in rows if r["scenario"] == b["scenario"]), None)
+        if persons is not None and b.get("fps"):
+            ax1.plot([persons], [b["fps"]], "ks", fillstyle="none", label=f"ONNX Runtime x{b['threads']}")
+    handles, names = ax1.get_legend_handles_labels()
+    unique = dict(zip(names, handles))
     ax1.set_xlabel("persons in frame")
     ax1.set_ylabel("end-to-end FPS")
-    ax1.set_title("FPS vs persons")
+    ax1.set_title("FPS vs persons (measured points)")
     ax1.grid(alpha=0.3)
-    ax1.legend(fontsize=8)
-    stages = [s for s in report.get("stage_names", []) if s != "total"]
-    labels = [f"{r['precision']} x{r['threads']}\n{r['scenario']}" for r in rows]
+    ax1.legend(unique.values(), unique.keys(), fontsize=8)
+    # Stages that do not contain one another, so each bar is the mean frame time.
+    labels = [f"{r['precision']} {r.get('setting', r['threads'])}\n{r['scenario']}" for r in rows]
+    parts = [frame_parts(r, report.get("stage_names", [])) for r in rows]
     bottom = [0.0] * len(rows)
-    for s in stages:
-        vals = [r["stages_ms"].get(s, {}).get("mean", 0.0) for r in rows]
+    for s in (parts[0] if parts else {}):
+        vals = [p.get(s, 0.0) for p in parts]
         ax2.bar(range(len(rows)), vals, bottom=bottom, label=s)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax2.set_xticks(range(len(rows)))
     ax2.set_xticklabels(labels, fontsize=6, rotation=60, ha="right")
-    ax2.set_ylabel("mean ms per frame")
+    ax2.set_ylabel("mean ms per frame (bar = frame time)")
     ax2.set_title("stage breakdown")
     ax2.legend(fontsize=7)
     fig.tight_layout()

@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..detector import Detector
 from edgepose.errors import EdgeposeError
@@ -69,13 +69,23 @@ def _capped_detector(det: Detector, cap: Optional[int], run):
     return capped
 
 
-def _ncnn_group(precision: str, n_threads: int, det_path: str, pose_path: str, scenarios: List[Scenario],
-                det_every: int, concurrency: int, device: str = "cpu") -> _Group:
+def setting_name(threads: Optional[int], concurrency: Optional[int]) -> str:
+    """"default" (the schedule's choice), "x2" (2 threads, one person at a time), "x1 c2"."""
+    if threads is None and concurrency is None:
+        return "default"
+    name = f"x{threads}" if threads is not None else "x?"
+    return name + (f" c{concurrency}" if concurrency not in (None, 1) else "")
+
+
+def _ncnn_group(precision: str, n_threads: Optional[int], det_path: str, pose_path: str,
+                scenarios: List[Scenario], det_every: int, concurrency: Optional[int],
+                device: str = "cpu") -> _Group:
     held: Dict[str, Any] = {}
 
     def open_():
-        det, pose, held["load_s"] = load_pipeline(det_path, pose_path, precision, n_threads, concurrency, device)
-        held["det"], held["pose"] = det, pose
+        det, pose, held["load_s"] = load_pipeline(det_path, pose_path, precision, n_threads, concurrency,
+                                                            device=device)
+        held["det"], held["pose"], held["plan"] = det, pose, pose.plan
         if device != "cpu" and "transfer_ms" not in held:  # once per group: the shapes do not change
             held["transfer_ms"] = {"detect": transfer_ms(det.model), "pose": transfer_ms(pose.model)}
             held["device_name"] = pose.model.gpu.name
@@ -87,7 +97,8 @@ def _ncnn_group(precision: str, n_threads: int, det_path: str, pose_path: str, s
             held.pop("det").model.net.clear()
             held.pop("pose").close()
 
-    return _Group(f"{precision} x{n_threads}" + ("" if device == "cpu" else f" {device}"), open_, close,
+    return _Group(f"{precision} {setting_name(n_threads, concurrency)}" + ("" if device == "cpu" else f" {device}"),
+                  open_, close,
                   weight_bytes=sum(_bin_size(p) for p in (det_path, pose_path)), held=held)
 
 
@@ -130,10 +141,17 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
           precisions: Sequence[str] = ("fp32",), threads: Sequence[int] = (1,), targets=(1, 3, 6),
           seconds: Optional[float] = 5.0, frames: Optional[int] = None, warmup: int = 3, det_every: int = 1,
           baseline: bool = True, det_onnx: Optional[str] = None, pose_onnx: Optional[str] = None,
-          concurrency: int = 1, rounds: int = 5, extra_rounds: Optional[int] = None, memory: bool = True,
-          devices: Sequence[str] = ("cpu",), log=print) -> Dict[str, Any]:
+          concurrency: Optional[int] = 1, rounds: int = 5, extra_rounds: Optional[int] = None, memory: bool = True,
+          settings: Optional[Sequence[Tuple[Optional[int], Optional[int]]]] = None, load: int = 0,
+          load_seconds: Optional[float] = None, devices: Sequence[str] = ("cpu",),
+          log=print) -> Dict[str, Any]:
     """`seconds` (or `frames`) is each row's budget, split over `rounds` slices; a row
-    whose median slice is not a quiet one gets up to `extra_rounds` more (default: `rounds`)."""
+    whose median slice is not a quiet one gets up to `extra_rounds` more (default: `rounds`).
+
+    settings: edgepose (threads, concurrency) pairs to run, (None, None) = the schedule's
+    default; default: each of `threads` with `concurrency`. ONNX Runtime runs at each of
+    `threads`. load: after the rounds, every default row and ONNX Runtime at the most threads
+    run one more slice (`load_seconds`, default the row budget) with `load` busy processes."""
     if rounds < 1:
         raise EdgeposeError(f"rounds must be at least 1, got {rounds}")
     if extra_rounds is None:  # a frame budget is a promise of exactly that many frames
@@ -171,10 +189,12 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         for device in devices:
             if device != "cpu" and precision in ("int8", "mixed"):
                 continue
-            for n_threads in threads:
-                g = _ncnn_group(precision, n_threads, det_path, pose_path, scenarios, det_every, concurrency, device)
-                described[g.name] = {"precision": precision, "threads": n_threads, "det_model": det_path,
-                                     "pose_model": pose_path, "device": device}
+            for n_threads, conc in (settings if settings is not None else [(t, concurrency) for t in threads]):
+                g = _ncnn_group(precision, n_threads, det_path, pose_path, scenarios, det_every, conc, device)
+                described[g.name] = {"precision": precision, "setting": setting_name(n_threads, conc),
+                                     "threads": n_threads if n_threads is not None else "auto",
+                                     "concurrency": conc if conc is not None else "auto",
+                                     "det_model": det_path, "pose_model": pose_path, "device": device}
                 groups.append(g)
     if not groups:
         raise EdgeposeError(f"no pose model for any of the precisions {list(precisions)} among {list(pose_paths)}")
@@ -227,6 +247,24 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
         g.close()
         g.runners = None
 
+    loaded: Dict[Tuple[str, str], Any] = {}
+    if load > 0:
+        from .load import busy_processes
+
+        budget = load_seconds or (seconds or 5.0)
+        top = max(threads)
+        targets_loaded = [g for g in groups if described[g.name]["setting"] == "default"]
+        targets_loaded += [ort_groups[top]] if top in ort_groups else []
+        for g in targets_loaded:
+            g.runners = g.open()
+            for sc in scenarios:
+                g.runners[sc.label](warmup, None, 1.0)   # settle before the load starts
+                with busy_processes(load, budget + 30.0):
+                    loaded[(g.name, sc.label)] = g.runners[sc.label](1, None, budget)
+            g.close()
+            g.runners = None
+            log(f"under load ({load} busy processes): {g.name} measured")
+
     # Memory per configuration, each in a fresh process, after the timing so it cannot disturb it.
     mem: Dict[str, Dict[str, Any]] = {}
     if memory:
@@ -237,7 +275,9 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
             d = described[g.name]
             if d["device"] != "cpu":  # GPU memory is not in the process's RSS: no like-for-like figure
                 continue
-            mem[g.name] = measure_in_child(d["det_model"], d["pose_model"], d["precision"], d["threads"], crowd)
+            mem[g.name] = measure_in_child(d["det_model"], d["pose_model"], d["precision"],
+                                           None if d["threads"] == "auto" else d["threads"], crowd,
+                                           concurrency=None if d["concurrency"] == "auto" else d["concurrency"])
             log(f"memory {g.name}: peak RSS {_mb(mem[g.name]['peak_rss_mb'])} "
                 f"(pipeline {_mb(mem[g.name]['pipeline_mb'])} over the imports)")
     baselines: Dict[tuple, Dict[str, Any]] = {}
@@ -246,6 +286,7 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
 
         baselines = {(t, sc.label): baseline_row(g.slices[sc.label])
                      for t, g in ort_groups.items() for sc in scenarios}
+    cores = os.cpu_count() or 1
     rows: List[Dict[str, Any]] = []
     for g in groups:
         d = described[g.name]
@@ -267,9 +308,19 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                 row["device"] = f"{d['device']} {g.held['device_name']}"
                 row["upload_download_ms"] = tr["detect"] / det_every + res["persons"] * tr["pose"]
                 row["upload_download_ms_per_model"] = dict(tr)
-            b = baselines.get((d["threads"], sc.label))
+            else:
+                row["device"] = "cpu"
+            row.update({"infer_fps": res["infer_fps"], "infer_fps_best": res["infer_fps_best"],
+                        "infer_p50_ms": res["stages_ms"]["infer"]["p50"]})
+            # The default row is compared with ONNX Runtime on as many threads as it may use.
+            b_threads = d["threads"] if d["threads"] != "auto" else min(threads, key=lambda t: abs(t - cores))
+            b = baselines.get((b_threads, sc.label))
+            _add_loaded(row, loaded.get((g.name, sc.label)), total["p50"])
             if b is not None:
-                row.update({"baseline_fps": b["fps"], "baseline_fps_best": b["fps_best"],
+                row.update({"baseline_threads": b_threads, "baseline_infer_fps": b["infer_fps"],
+                            "baseline_infer_fps_best": b["infer_fps_best"],
+                            "ratio_infer_vs_baseline": row["infer_fps"] / b["infer_fps"] if b["infer_fps"] else None,
+                            "baseline_fps": b["fps"], "baseline_fps_best": b["fps_best"],
                             "baseline_fps_slices": b["fps_slices"],
                             "baseline_fps_spread_pct": b["fps_spread_pct"],
                             "baseline_median_quiet": b["median_quiet"],
@@ -277,9 +328,10 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                             "ratio_best_vs_baseline": row["fps_best"] / b["fps_best"] if b["fps_best"] else None,
                             "baseline_stages_ms": b["stages_ms"]})
             rows.append(row)
-            log(f"{d['precision']:>5} x{d['threads']} {d['device']:<5} {sc.label:<32} {row['fps']:7.2f} FPS  "
-                f"p50 {total['p50']:.1f} ms  outside ncnn {row['outside_ncnn_pct']:.1f}%"
-                + (f"  ORT {row['baseline_fps']:.2f} FPS" if "baseline_fps" in row else ""))
+            log(f"{d['precision']:>5} {d['setting']:<8} {d['device']:<5} {sc.label:<32} {row['fps']:7.2f} FPS  "
+                f"det+pose {row['infer_p50_ms']:.1f} ms  outside ncnn {row['outside_ncnn_pct']:.1f}%"
+                + (f"  x{row['ratio_infer_vs_baseline']:.2f} ORT x{b_threads} (det+pose)"
+                   if row.get("ratio_infer_vs_baseline") else ""))
     unstable = [r for r in rows if not (r["median_quiet"] and r.get("baseline_median_quiet", True))]
     for r in unstable:
         log(f"note: {r['precision']} x{r['threads']} {r['scenario']}: most slices ran over 10% below the "
@@ -287,6 +339,14 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
             f"{r.get('baseline_fps_spread_pct', float('nan')):.0f}%): the device was not quiet (other load, "
             f"throttling); compare best FPS, or run again")
     baseline_name = next((g.held.get("name") for g in ort_groups.values()), None)
+    baseline_rows = [{"threads": t, "scenario": sc.label, **{k: v for k, v in baselines[(t, sc.label)].items()
+                                                               if k != "stages_ms"},
+                      "stages_ms": baselines[(t, sc.label)]["stages_ms"]}
+                     for t in ort_groups for sc in scenarios]
+    for br in baseline_rows:
+        _add_loaded(br, loaded.get((ort_groups[br["threads"]].name, br["scenario"])), br["stages_ms"]["total"]["p50"])
+    from ..schedule import default_plan
+    schedule = default_plan()
     return {
         "device": device_info.collect(),
         "models": {"det": det32, "pose": pose32, "gmac": gmacs},
@@ -297,12 +357,45 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
                      "all_models_loaded_at_once": keep, "memory_measured": memory},
         "scenarios": [{k: v for k, v in asdict(s).items() if k != "encoded"} for s in scenarios],
         "baseline_name": baseline_name,
-        "stage_names": STAGES + NCNN_STAGES,
+        "stage_names": STAGES + NCNN_STAGES + ["infer"],
         "rows": rows,
+        "baseline_rows": baseline_rows,
+        "best": best_pairs(rows, baseline_rows),
+        "schedule": {"default": schedule.as_dict(), "text": schedule.describe()},
+        "load": {"busy_processes": load, "seconds": (load_seconds or seconds) if load else None},
         "unstable_rows": [(r["precision"], r["threads"], r["scenario"]) for r in unstable],
         "load_s": {g.name: statistics.median(g.load_s) for g in everything if g.load_s},
         "peak_rss_mb": peak_rss_mb(),  # the bench process itself, every configuration loaded at once
     }
+
+
+def _add_loaded(row: Dict[str, Any], sl: Optional[Slice], quiet_p50: float) -> None:
+    """p50/p99 of the frame under competing load, and p99 over the quiet p50."""
+    if sl is None or not sl.frames:
+        return
+    from .timing import summarize
+    st = summarize([f["total"] for f in sl.frames])
+    row.update({"loaded_p50_ms": st["p50"], "loaded_p99_ms": st["p99"], "loaded_frames": len(sl.frames),
+                "loaded_p99_over_quiet_p50": st["p99"] / quiet_p50 if quiet_p50 else None})
+
+
+def best_pairs(rows: List[Dict[str, Any]], baseline_rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per precision and image: edgepose at its fastest setting against ONNX Runtime at its
+    fastest thread count (detection + pose FPS, median slices)."""
+    out = []
+    for key in dict.fromkeys((r["precision"], r["scenario"]) for r in rows):
+        mine = [r for r in rows if (r["precision"], r["scenario"]) == key]
+        ours = max(mine, key=lambda r: r.get("infer_fps") or 0.0)
+        theirs = [b for b in baseline_rows if b["scenario"] == key[1]]
+        best_b = max(theirs, key=lambda b: b.get("infer_fps") or 0.0) if theirs else None
+        out.append({"precision": key[0], "scenario": key[1], "setting": ours["setting"],
+                    "infer_fps": ours.get("infer_fps"), "infer_p50_ms": ours.get("infer_p50_ms"),
+                    "baseline_threads": best_b["threads"] if best_b else None,
+                    "baseline_infer_fps": best_b.get("infer_fps") if best_b else None,
+                    "baseline_infer_p50_ms": best_b["stages_ms"]["infer"]["p50"] if best_b else None,
+                    "ratio": (ours["infer_fps"] / best_b["infer_fps"]) if best_b and best_b.get("infer_fps")
+                    else None})
+    return out
 
 
 def _mb(value) -> str:

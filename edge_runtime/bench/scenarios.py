@@ -10,11 +10,6 @@ import cv2
 from edgepose.errors import EdgeposeError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# Real photos with people, from the project's shared assets, when they are beside the checkout.
-_SHARED_POOLS = ["data/calib_mmpose_examples", "data/calib_pypi_wheel_assets/ultralytics", "data/calib_alphapose_demo",
-                 "data/calib_openpose_media"]
-
-
 @dataclass
 class Scenario:
     label: str          # e.g. "1p:human-pose.jpeg"
@@ -22,19 +17,6 @@ class Scenario:
     encoded: bytes      # the file's bytes: decoding is one of the timed stages
     detected: int       # persons the fp32 detector finds in the whole image
     cap: Optional[int]  # detections kept (None = all)
-
-
-def shared_pool() -> List[str]:
-    root = os.environ.get("EDGEPOSE_SHARED")
-    if not root:
-        here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        root = os.path.join(os.path.dirname(here), "shared")
-    files = []
-    for sub in _SHARED_POOLS:
-        folder = os.path.join(root, sub)
-        if os.path.isdir(folder):
-            files += sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTS))
-    return files
 
 
 def expand_images(paths: Sequence[str]) -> List[str]:
@@ -66,7 +48,7 @@ def pick(images: Sequence[str], detector, targets: Sequence[int]) -> List[Scenar
         boxes, _ = detector(image)
         counted.append((len(boxes), path, data))
     if not counted:
-        raise EdgeposeError("no readable image to benchmark on; pass --images")
+        raise EdgeposeError("none of the --images could be read as an image")
     scenarios = []
     top = max(targets)
     for t in targets:

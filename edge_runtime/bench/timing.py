@@ -83,6 +83,25 @@ def slice_runner(one_frame, clock: StageClock):
     return run
 
 
+def add_infer(slices: Sequence[Slice], stages: Sequence[str]) -> None:
+    """Book every frame's `infer` time (the sum of `stages`: what the engine ratio compares)."""
+    for sl in slices:
+        for f in sl.frames:
+            f["infer"] = sum(f.get(s, 0.0) for s in stages)
+
+
+def infer_fps(slices: Sequence[Slice]) -> Dict[str, float]:
+    """Frames per second of detection + pose alone: median and best over the slices."""
+    per = []
+    for sl in slices:
+        t = sum(f.get("infer", 0.0) for f in sl.frames)
+        if t > 0:
+            per.append(len(sl.frames) / t)
+    if not per:
+        return {"infer_fps": 0.0, "infer_fps_best": 0.0}
+    return {"infer_fps": statistics.median(per), "infer_fps_best": max(per)}
+
+
 def spread_pct(values: Sequence[float]) -> float:
     """(max - min) / median in percent (values not empty)."""
     med = statistics.median(values)
@@ -95,6 +114,8 @@ def row_summary(slices: Sequence[Slice], stages: List[str]) -> Dict[str, object]
     persons = [p for s in slices for p in s.persons]
     row: Dict[str, object] = {"frames": len(frames), "persons": float(np.mean(persons)) if persons else 0.0}
     row.update(fps_summary(slices))
+    if "infer" in stages:
+        row.update(infer_fps(slices))
     row["stages_ms"] = stage_table(frames, stages)
     return row
 
