@@ -53,7 +53,8 @@ class NcnnModel:
             if not os.path.isfile(path):
                 raise EdgeposeError(f"{path}: missing (named by {self.json_path}); re-run `edgepose convert`")
 
-        self.precision = precision or ("fp16" if is_arm() else "fp32")
+        # the summary names what runs: "mixed" for a mixed model asked for as int8
+        self.precision = meta.precision if precision == "int8" else (precision or ("fp16" if is_arm() else "fp32"))
         if fp16 is not None:
             use_fp16 = bool(fp16)
         elif precision == "fp16":
