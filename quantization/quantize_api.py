@@ -28,7 +28,8 @@ from .thresholds import METHODS, activation_scale
 
 DEFAULT_MAX_INPUTS = 200       # calibration inputs (crops / letterboxed images)
 DEFAULT_EVAL_INPUTS = 32       # inputs used to score sensitivity and mixed precision
-DEFAULT_OUTPUT_INPUTS = 32     # inputs used to choose output-error scales and bias corrections
+DEFAULT_OUTPUT_INPUTS = 12     # inputs used to choose output-error scales and bias corrections (the numpy
+                               # layer simulation costs ~1 s per layer and input; 12 keep a run within minutes)
 DEFAULT_ADAROUND_INPUTS = 32   # inputs whose sampled columns fit the learned weight rounding
 
 

@@ -40,7 +40,7 @@ def test_calibration_checksum_and_listing(shared, tmp_path):
 def test_quantize_int8_body(shared, body_t_dir, tmp_path):
     from edgepose.quantization.quantize_api import quantize_model
 
-    out = quantize_model(str(body_t_dir), _calib(shared), method="kl", out_dir=str(tmp_path),
+    out = quantize_model(str(body_t_dir), _calib(shared), method="kl", out_dir=str(tmp_path), all_int8=True,
                          max_inputs=6, eval_inputs=4, log=lambda _m: None)
     assert out.endswith(os.path.join("rtmpose-t_body8_256x192-int8", "rtmpose-t_body8_256x192-int8.json"))
     meta = ModelMeta.load(out)
@@ -75,7 +75,7 @@ def test_quantize_int8_body(shared, body_t_dir, tmp_path):
     assert q["vs_fp32"]["cosine"] > 0.98
     # an existing output is never overwritten silently
     with pytest.raises(EdgeposeError, match="already exists"):
-        quantize_model(str(body_t_dir), _calib(shared), out_dir=str(tmp_path), max_inputs=2, eval_inputs=2,
+        quantize_model(str(body_t_dir), _calib(shared), out_dir=str(tmp_path), max_inputs=2, eval_inputs=2, all_int8=True,
                        log=lambda _m: None)
     # an int8 model is not quantised again
     with pytest.raises(EdgeposeError, match="already int8"):
