@@ -288,6 +288,7 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
                 quantized = quantized_model(base, names, scales, bias_shifts)
                 score = evaluator.score(quantized)
                 precision = suffix = "mixed" if float_depthwise else "int8"
+                names_final = names
             else:
                 goal = float(target) if target is not None else float(budget or DEFAULT_BUDGET.get(meta.task, 0.95))
                 score0 = evaluator.score(quantized_model(base, names, scales, bias_shifts))
@@ -322,12 +323,11 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
                 if result_float:
                     score = evaluator.score(quantized)
                 info["target" if target is not None else "budget"] = goal
-                precision = suffix = "mixed" if (target is not None or len(int8_names) < len(names) or speeds
-                                                 and any(k.startswith("speed") for k in float_layers.values())) \
-                    else "int8"
+                # "mixed" when any layer went float for speed or accuracy (the raw-pixel input layer
+                # stays float in every int8 model and does not count)
+                chosen_float = len(int8_names) < len(names) or any(r.startswith("speed") for r in float_layers.values())
+                precision = suffix = "mixed" if target is not None or chosen_float else "int8"
                 names_final = int8_names
-            if target is None and not default_mode:
-                names_final = names
         finally:
             evaluator.close()
 

@@ -2,7 +2,6 @@
 speed (fake timer), mixed models accepted as int8, compare's official AP threshold."""
 from __future__ import annotations
 
-import glob
 import json
 import os
 import shutil
