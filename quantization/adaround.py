@@ -40,6 +40,7 @@ COLUMNS = 2048          # sampled input columns per layer
 ITERATIONS = 400
 ZETA, GAMMA = 1.1, -0.1
 LAMBDA = 0.01
+MAX_WORK = 4e8          # cout * K * columns above which a layer keeps nearest rounding (cost per step)
 
 
 @dataclass
@@ -186,16 +187,24 @@ def learn_model_rounding(model: NcnnModel, layers: Sequence[Layer], param_path: 
     import torch
 
     out: Dict[str, RoundingResult] = {}
+    skipped: List[str] = []
     # one torch thread: these problems are tiny, and thread hand-offs on a busy machine cost
     # ~10x the arithmetic (measured: 29 s vs 3 s per layer with 2 threads vs 1)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         for layer in wrap(layers, "adaround: learning weight rounding"):
-            out[layer.name] = learn_rounding(layer, cols.pop(layer.name), scales[layer.name], iterations)
+            c = cols.pop(layer.name)
+            work = float(layer.params.get(0, 0)) * c.shape[1] * c.shape[2]
+            if work > MAX_WORK:
+                # e.g. RTMPose's 7x7 head conv (133 x 18816 weights): minutes per layer on one core;
+                # it keeps nearest rounding, reported as such
+                skipped.append(layer.name)
+                continue
+            out[layer.name] = learn_rounding(layer, c, scales[layer.name], iterations)
     finally:
         torch.set_num_threads(before)
-    return out
+    return out  # layers in `skipped` keep nearest rounding (quantize_api reports them)
 
 
 def apply_rounded_weights(model: NcnnModel, rounded: Dict[str, RoundingResult],

@@ -261,6 +261,9 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
                                            _spread(chw, adaround_inputs), scales, progress=wrap, threads=threads)
             for n, r in rounded.items():
                 per_layer.setdefault(n, {})["adaround"] = r.as_dict()
+            for layer in calibrated:
+                if layer.name not in rounded:
+                    per_layer.setdefault(layer.name, {})["adaround"] = "skipped (too large to fit): nearest rounding"
             gain = [r.learned_mse / r.nearest_mse for r in rounded.values() if r.nearest_mse > 0]
             if gain:
                 log(f"{meta.name}: learned rounding: layer output MSE x{float(np.median(gain)):.3f} of nearest (median)")
