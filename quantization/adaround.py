@@ -30,7 +30,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import numpy as np
 
 from edgepose.errors import EdgeposeError
-from edgepose.ncnn_io import RAW, Layer, NcnnModel, WeightBlob
+from edgepose.ncnn_io import Layer, NcnnModel, WeightBlob
 
 from .calibration import make_net, run_net
 from .layer_sim import _geometry, _groups, _weight_groups
@@ -214,8 +214,9 @@ def apply_rounded_weights(model: NcnnModel, rounded: Dict[str, RoundingResult],
     out = model.copy()
     for i, layer in enumerate(out.layers):
         if layer.name in chosen and layer.name in rounded:
-            w = WeightBlob.fp32("weight", rounded[layer.name].weight, mode=RAW if layer.type == "InnerProduct"
-                                else layer.blob("weight").mode)
+            # same read mode as the original blob: ncnn reads the .bin sequentially, a dropped
+            # tag would shift every later layer's weights
+            w = WeightBlob.fp32("weight", rounded[layer.name].weight, mode=layer.blob("weight").mode)
             out.layers[i] = Layer(layer.type, layer.name, list(layer.bottoms), list(layer.tops), layer.params.copy(),
                                   [w if b.name == "weight" else b for b in layer.blobs])
     return out
