@@ -216,3 +216,28 @@ def test_compare_scores_box_ap_at_the_config_test_threshold(rtmdet_dir, shared):
     kept = sum(len(pipeline(read_image(it.path))[0]) for it in data.images)
     assert v["boxes"] > kept
     assert v["speed"]["threads"] == 1 and v["speed"]["vs_fp32"] == 1.0
+
+
+def test_rounded_weights_keep_every_later_blob_in_place(tmp_path):
+    """apply_rounded_weights must keep each weight's read mode: a dropped tag would shift every
+    later layer's weights in the .bin (ncnn reads it sequentially)."""
+    from edgepose.quantization.adaround import RoundingResult, apply_rounded_weights
+
+    rng = np.random.default_rng(2)
+    ip = ParamDict()
+    for key, v in ((0, 4), (1, 1), (2, 4 * 8 * 6 * 6)):
+        ip.set(key, v)
+    fc = Layer("InnerProduct", "fc", ["x"], ["y"], ip,
+               [WeightBlob.fp32("weight", rng.normal(size=4 * 8 * 36)), WeightBlob.fp32("bias", rng.normal(size=4), RAW)])
+    model = NcnnModel([Layer("Input", "in0", [], ["in0"], ParamDict()), _conv("a", "in0", "x", 3, 8, 3, rng), fc], 3)
+    new_w = np.round(fc.blob("weight").to_float() * 50) / 50
+    rounded = {"fc": RoundingResult(new_w.astype(np.float32), 1.0, 0.5, 3, 1.0),
+               "a": RoundingResult(model.layer("a").blob("weight").to_float(), 1.0, 1.0, 0, 1.0)}
+    out = apply_rounded_weights(model, rounded, ["fc", "a"])
+    write_model(out, str(tmp_path / "m.param"), str(tmp_path / "m.bin"))
+    back = read_model(str(tmp_path / "m.param"), str(tmp_path / "m.bin"))
+    np.testing.assert_array_equal(back.layer("fc").blob("weight").to_float(), new_w.astype(np.float32))
+    np.testing.assert_array_equal(back.layer("fc").blob("bias").to_float(), fc.blob("bias").to_float())
+    assert [b.mode for b in back.layer("fc").blobs] == [b.mode for b in fc.blobs]
+    # a layer not chosen keeps its weights
+    assert apply_rounded_weights(model, rounded, ["a"]).layer("fc").blob("weight").raw == fc.blob("weight").raw
