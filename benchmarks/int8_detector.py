@@ -67,7 +67,12 @@ def main(argv=None) -> int:
     for q in quantized:
         qj = find_model(q, "int8")
         m = ModelMeta.load(qj)
-        label = f"{m.name} ({m.precision}, {(m.quantization or {}).get('int8_layers', '?')} int8 layers)"
+        q = m.quantization or {}
+        steps = "+".join(k for k, on in (("cle", bool(q.get("cle", {}).get("pairs"))),
+                                         ("output-error", q.get("output_error_scales")),
+                                         ("adaround", q.get("adaround")), ("bias", q.get("bias_correction"))) if on)
+        label = f"{os.path.basename(os.path.dirname(os.path.dirname(qj)))}/{m.name} ({q.get('mode', m.precision)}, " \
+                f"{q.get('int8_layers', '?')} int8 layers, {steps or 'nearest'})"
         dets[label] = Detector(qj, threads=args.threads, precision="int8", fp16=False, score_threshold=thr,
                                max_detections=100)
     results = {k: {} for k in dets}
