@@ -43,8 +43,10 @@ def add_arguments(parser) -> None:
                              "pseudo-label box AP, default 0.90; pose: SimCC within one bin, default 0.95)")
     parser.add_argument("--no-cle", dest="cle", action="store_false", default=True,
                         help="skip cross-layer equalization (applied only where exact)")
-    parser.add_argument("--no-adaround", dest="adaround", action="store_false", default=None,
-                        help="nearest weight rounding instead of rounding learned on the calibration data")
+    parser.add_argument("--adaround", dest="adaround", action="store_true", default=None,
+                        help="learn each int8 layer's weight rounding on the calibration data (off by default: "
+                             "on RTMDet-nano it lowered each layer's output error but cost box AP)")
+    parser.add_argument("--no-adaround", dest="adaround", action="store_false", help="nearest weight rounding")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="folder for the new model folder")
