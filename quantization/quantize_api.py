@@ -96,7 +96,8 @@ def _write_folder(model: NcnnModel, meta: ModelMeta, out_dir: str, name: str, ov
     return os.path.join(final, f"{name}.json")
 
 
-DEFAULT_BUDGET = {"detect": 0.90, "pose": 0.95}   # default accuracy budget vs fp32 (Score.primary)
+DEFAULT_BUDGET = {"detect": 0.90, "pose": 0.96}   # default accuracy budget vs fp32 (Score.primary); pose
+# one point above the 95% goal: agreement on calibration crops ran ~1 point above held-out crops (0.95 -> 0.943)
 
 
 def _blob_shapes(param: str, binf: str, input_blob: str, layers, x: np.ndarray, threads) -> Dict[str, tuple]:

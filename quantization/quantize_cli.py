@@ -40,7 +40,7 @@ def add_arguments(parser) -> None:
                              "ARMv8.2 dot-product); default: int8 only where measured faster here and accurate")
     parser.add_argument("--budget", type=float, default=None, metavar="AGREEMENT",
                         help="default mode's accuracy budget vs fp32 on calibration inputs (detector: "
-                             "pseudo-label box AP, default 0.90; pose: SimCC within one bin, default 0.95)")
+                             "pseudo-label box AP, default 0.90; pose: SimCC within one bin, default 0.96)")
     parser.add_argument("--no-cle", dest="cle", action="store_false", default=True,
                         help="skip cross-layer equalization (applied only where exact)")
     parser.add_argument("--adaround", dest="adaround", action="store_true", default=None,
