@@ -51,7 +51,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quantized", nargs="+", required=True)
     ap.add_argument("--data", default=os.path.join(SHARED, "data", "coco_kp17_val2017_merged"))
     ap.add_argument("--max-people", type=int, default=150)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=7, help="interleaved timing slices per model (median)")
     args = ap.parse_args(argv)
 
     from edgepose.model_meta import ModelMeta, find_model
@@ -71,26 +71,33 @@ def main(argv=None) -> int:
     nets = {"fp32": load(ref_json, False)}
     metas = {}
     for q in args.quantized:
-        qj = find_model(q)
+        qj = find_model(q, "int8")
         metas[qj] = ModelMeta.load(qj)
         nets[qj] = load(qj, True)
     outputs = {k: [run_net(net, blob, x, blobs) for x in crops] for k, (net, blob) in nets.items()}
-    # speed: best of `repeat` interleaved passes over the same crops, so all see the same load
-    best = {k: float("inf") for k in nets}
-    for _ in range(args.repeat):
-        for k, (net, blob) in nets.items():
+    # speed: all models interleaved slice by slice (order alternating), median slice per model,
+    # so every model sees the same machine load; read the ratios (shared machine)
+    import numpy as np
+    slices = {k: [] for k in nets}
+    keys = list(nets)
+    chunk = crops[:25]
+    for r in range(args.repeat):
+        for k in (keys if r % 2 == 0 else keys[::-1]):
+            net, blob = nets[k]
             t = time.perf_counter()
-            for x in crops[:50]:
+            for x in chunk:
                 run_net(net, blob, x, blobs)
-            best[k] = min(best[k], (time.perf_counter() - t) / len(crops[:50]))
+            slices[k].append((time.perf_counter() - t) / len(chunk))
+    best = {k: float(np.median(v)) for k, v in slices.items()}
     print(f"{meta.name}: {len(crops)} held-out person crops from {args.data}; "
           f"fp32 forward {best['fp32'] * 1000:.1f} ms (1 thread)")
     for qj, qm in metas.items():
         s = compare_outputs(meta, outputs["fp32"], outputs[qj])
-        fl = list((qm.quantization or {}).get("float_layers", {}))
+        fl = list((qm.quantization or {}).get("float_layers", {}))[:8]
         print(f"{qm.name} ({qm.precision}, float layers: {', '.join(fl) or '-'}): argmax within one bin "
               f"{s.agreement:.4f}, mean keypoint deviation {s.mean_deviation_px:.2f} px, logit cosine "
-              f"{s.cosine:.5f}, forward {best[qj] * 1000:.1f} ms (x{best[qj] / best['fp32']:.2f} of fp32)")
+              f"{s.cosine:.5f}, forward {best[qj] * 1000:.1f} ms (time x{best[qj] / best['fp32']:.3f} of fp32, "
+              f"{best['fp32'] / best[qj]:.2f}x speed, 1 thread); {(qm.quantization or {}).get('int8_layers')} int8 layers")
     return 0
 
 

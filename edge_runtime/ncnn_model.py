@@ -76,7 +76,8 @@ class NcnnModel:
                 raise BadArgumentError(f"{self.json_path}: device {device!r}: {GPU_INT8}")
             devices.check_fits(gpu, os.path.getsize(binf), str(binf))
         fp16_default = gpu.fp16_storage if gpu is not None else is_arm()
-        self.precision = precision or ("fp16" if fp16_default else "fp32")
+        # the summary names what runs: "mixed" for a mixed model asked for as int8
+        self.precision = meta.precision if precision == "int8" else (precision or ("fp16" if fp16_default else "fp32"))
         if fp16 is not None:
             use_fp16 = bool(fp16)
         elif precision == "fp16":

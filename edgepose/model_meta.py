@@ -249,6 +249,10 @@ def find_model(path: str, precision: Optional[str] = None, task: Optional[str] =
         for full, prec in metas:
             if prec == "fp32":
                 return full
+    if precision == "int8":                 # a mixed model is an int8 model with some float layers
+        for full, prec in metas:
+            if prec == "mixed":
+                return full
     have = ", ".join(sorted({p for _, p in metas}))
     raise ModelNotFoundError(f"{path}: no {precision} variant (have: {have}); "
                         f"make one with `edgepose quantize` or `edgepose convert --fp16`")

@@ -362,7 +362,9 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
             "keypoints": agreement.keypoint_agreement(ref_k, vk, boxes_all, parts),
             "argmax": agreement.argmax_agreement(ref_b, vb, parts)}
         entry["errors_px"] = None if v.label == ref else agreement.keypoint_errors(ref_k, vk)
-        entry["speed"] = {"ms_per_crop": timers[v.label].ms_per_unit(), "crops": timers[v.label].units}
+        entry["speed"] = {"ms_per_crop": timers[v.label].ms_per_unit(), "crops": timers[v.label].units,
+                          "threads": estimators[v.label].model.threads,
+                          "vs_fp32": _ratio(timers[v.label], timers[ref])}
         out_variants.append(entry)
     return {"task": "pose", "reference": ref, "boxes": "detector" if detector is not None else "ground truth",
             "detector": det, "det_score_threshold": det_score if detector is not None else None,
@@ -375,7 +377,11 @@ def compare_pose(variants: List[Variant], dataset: Dataset, det: Optional[str] =
 def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optional[int] = None,
                      progress: bool = True, device: str = "cpu") -> Dict[str, Any]:
     from edgepose.runtime.detector import Detector
+    # Box AP by the official protocol: every detection down to the config's test score threshold
+    # (the metadata's detector.score_threshold), not only the pipeline's confident persons.
+    thresholds = {v.label: ap_score_threshold(v.meta) for v in variants}
     detectors = {v.label: Detector(v.json_path, threads=threads, precision=v.run_precision,
+                                   score_threshold=thresholds[v.label],
                                    device=variant_device(v, device)) for v in variants}
     ref = variants[0].label
     timers = {v.label: _Timer() for v in variants}
@@ -404,9 +410,29 @@ def compare_detector(variants: List[Variant], dataset: Dataset, threads: Optiona
         entry["agreement"] = None if v.label == ref else {"boxes": agreement.summarize_box_agreement(
             np.concatenate(best[v.label]) if best[v.label] else np.zeros(0), counts[ref], counts[v.label])}
         entry["boxes"] = counts[v.label]
-        entry["speed"] = {"ms_per_image": timers[v.label].ms_per_unit(), "images": timers[v.label].units}
+        entry["speed"] = {"ms_per_image": timers[v.label].ms_per_unit(), "images": timers[v.label].units,
+                          "threads": detectors[v.label].model.threads,
+                          "vs_fp32": _ratio(timers[v.label], timers[ref])}
+        entry["ap_score_threshold"] = thresholds[v.label]
         out_variants.append(entry)
-    return {"task": "detect", "reference": ref, "images": len(dataset.images), "variants": out_variants}
+    return {"task": "detect", "reference": ref, "images": len(dataset.images), "variants": out_variants,
+            "ap_protocol": "COCO box AP over every detection at or above the config's test score threshold "
+                           f"({', '.join(sorted({str(t) for t in thresholds.values()}))}), up to "
+                           "the config's max_per_img per image; the pipeline's person threshold "
+                           f"({DET_SCORE_THR}) is not applied"}
+
+
+def ap_score_threshold(meta: ModelMeta) -> float:
+    """The detector config's test score threshold (official box AP protocol)."""
+    det = meta.detector or {}
+    if "score_threshold" not in det:
+        raise EdgeposeError(f"{meta.name}: metadata has no detector.score_threshold (re-convert the detector)")
+    return float(det["score_threshold"])
+
+
+def _ratio(timer: "_Timer", ref: "_Timer") -> Optional[float]:
+    a, b = timer.ms_per_unit(), ref.ms_per_unit()
+    return round(a / b, 4) if a is not None and b else None
 
 
 # --------------------------------------------------------------------------- entry point

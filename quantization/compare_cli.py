@@ -46,9 +46,13 @@ def main(args) -> int:
         if ap and report["task"] == "pose":
             ap_text = " ".join(f"{p}={a['AP']:.4f}" for p, a in ap.items())
         elif ap:
-            ap_text = f"AP={ap['AP']:.4f} AP50={ap['AP50']:.4f}"
+            ap_text = (f"box AP={ap['AP']:.4f} AP50={ap['AP50']:.4f} "
+                       f"(all detections >= score {v.get('ap_score_threshold')})")
         else:
             ap_text = "no labels"
-        print(f"{v['label']:>10}: {ap_text}  {speed:.2f} ms" if speed is not None else f"{v['label']:>10}: {ap_text}")
+        ratio = v["speed"].get("vs_fp32")
+        timing = (f"  {speed:.2f} ms at {v['speed'].get('threads')} thread(s)"
+                  + (f" (x{ratio:.2f} of fp32 time)" if ratio else "")) if speed is not None else ""
+        print(f"{v['label']:>10}: {ap_text}{timing}")
     print(f"report: {os.path.join(args.out, 'report.md')}")
     return 0

@@ -35,6 +35,18 @@ def add_arguments(parser) -> None:
     parser.add_argument("--float-depthwise", action="store_true",
                         help="keep every depthwise convolution float (RTMDet-nano: within 1 AP of fp32 "
                              "with the other layers int8)")
+    parser.add_argument("--all-int8", action="store_true",
+                        help="every convolution int8 (for CPUs whose int8 kernels are fast everywhere, e.g. "
+                             "ARMv8.2 dot-product); default: int8 only where measured faster here and accurate")
+    parser.add_argument("--budget", type=float, default=None, metavar="AGREEMENT",
+                        help="default mode's accuracy budget vs fp32 on calibration inputs (detector: "
+                             "pseudo-label box AP, default 0.90; pose: SimCC within one bin, default 0.96)")
+    parser.add_argument("--no-cle", dest="cle", action="store_false", default=True,
+                        help="skip cross-layer equalization (applied only where exact)")
+    parser.add_argument("--adaround", dest="adaround", action="store_true", default=None,
+                        help="learn each int8 layer's weight rounding on the calibration data (off by default: "
+                             "on RTMDet-nano it lowered each layer's output error but cost box AP)")
+    parser.add_argument("--no-adaround", dest="adaround", action="store_false", help="nearest weight rounding")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="folder for the new model folder")
@@ -48,6 +60,7 @@ def main(args) -> int:
                           quantize_input_layer=args.quantize_input_layer, overwrite=args.overwrite,
                           output_error=args.output_error, bias_correction=args.bias_correction,
                           rank_by=args.rank_by, float_depthwise=args.float_depthwise,
+                          all_int8=args.all_int8, budget=args.budget, cle=args.cle, adaround=args.adaround,
                           progress=True, threads=args.threads)
     print(path)
     return 0

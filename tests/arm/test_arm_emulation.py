@@ -103,7 +103,7 @@ def arm_case(tmp_path_factory, shared, rtmdet_dir, body_t_dir):
     shutil.copytree(body_t_dir, models / "pose")
     int8_json = quantize_model(find_model(str(models / "pose")), [str(shared / CALIB_DIR)],
                                out_dir=str(models), det_model=find_model(str(models / "det")),
-                               max_images=4, max_inputs=8, eval_inputs=4, log=lambda _m: None)
+                               max_images=4, max_inputs=8, eval_inputs=4, all_int8=True, log=lambda _m: None)
     (case / "images").mkdir()
     picked = _pick_images(shared, Detector(str(models / "det"), threads=1, precision="fp32"), N_IMAGES)
     for path, _ in picked:

@@ -198,7 +198,7 @@ def test_detector_and_pose_reports_with_int8(rtmdet_dir, body_t_dir, shared, tmp
     from edgepose.quantization.quantize_api import quantize_model
     calib = shared / "data" / "calib_coco_val2017_unlabeled"
     q = tmp_path / "q"
-    det_int8 = quantize_model(str(rtmdet_dir), str(calib), out_dir=str(q), max_images=8, eval_inputs=4,
+    det_int8 = quantize_model(str(rtmdet_dir), str(calib), out_dir=str(q), max_images=8, eval_inputs=4, all_int8=True,
                               log=lambda _m: None)
     gt = shared / "data" / "coco_kp17_val2017_merged" / "person_keypoints_val2017_merged.json"
     rep = compare([str(rtmdet_dir), det_int8], str(gt), str(tmp_path / "det"), threads=1, max_images=10,
@@ -211,7 +211,7 @@ def test_detector_and_pose_reports_with_int8(rtmdet_dir, body_t_dir, shared, tmp
     assert 0.0 <= int8["ap"]["AP"] <= 1.0 and int8["speed"]["ms_per_image"] > 0
     _png_ok(tmp_path / "det" / "box_ap.png")
 
-    pose_int8 = quantize_model(str(body_t_dir), str(calib), out_dir=str(q), det_model=str(rtmdet_dir),
+    pose_int8 = quantize_model(str(body_t_dir), str(calib), out_dir=str(q), det_model=str(rtmdet_dir), all_int8=True,
                                max_images=6, eval_inputs=4, log=lambda _m: None)
     rep = compare([str(body_t_dir), pose_int8], str(gt), str(tmp_path / "pose"), threads=1, max_images=4,
                   progress=False)

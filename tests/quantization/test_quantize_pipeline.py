@@ -40,7 +40,7 @@ def test_calibration_checksum_and_listing(shared, tmp_path):
 def test_quantize_int8_body(shared, body_t_dir, tmp_path):
     from edgepose.quantization.quantize_api import quantize_model
 
-    out = quantize_model(str(body_t_dir), _calib(shared), method="kl", out_dir=str(tmp_path),
+    out = quantize_model(str(body_t_dir), _calib(shared), method="kl", out_dir=str(tmp_path), all_int8=True,
                          max_inputs=6, eval_inputs=4, log=lambda _m: None)
     assert out.endswith(os.path.join("rtmpose-t_body8_256x192-int8", "rtmpose-t_body8_256x192-int8.json"))
     meta = ModelMeta.load(out)
@@ -58,9 +58,13 @@ def test_quantize_int8_body(shared, body_t_dir, tmp_path):
     assert gemms and all(l.params.get(18) == 2 for l in gemms)
     src = read_model(*(lambda m, j: (m.param_path(j), m.bin_path(j)))(
         ModelMeta.load(str(next(body_t_dir.glob("*.json")))), str(next(body_t_dir.glob("*.json")))))
-    # every non-quantised layer is copied exactly (params and weights), e.g. Reshape
+    # cross-layer equalization touched exactly the one exact pair (input affine -> stem conv; SiLU elsewhere)
+    assert list(q["cle"]["pairs"]) == ["conv_51->conv_52"]
+    equalized = {"conv_51", "conv_52"}
+    assert all("cle" in q["layers"][n] for n in equalized)
+    # every other non-quantised layer is copied exactly (params and weights), e.g. Reshape
     for a, b in zip(src.layers, model.layers):
-        if b.name not in int8:
+        if b.name not in int8 and b.name not in equalized:
             assert a.param_line() == b.param_line() and [x.raw for x in a.blobs] == [x.raw for x in b.blobs]
     assert any(l.type == "Reshape" for l in model.layers)
     # stock ncnn runs it and stays close to fp32 on a real crop
@@ -75,7 +79,7 @@ def test_quantize_int8_body(shared, body_t_dir, tmp_path):
     assert q["vs_fp32"]["cosine"] > 0.98
     # an existing output is never overwritten silently
     with pytest.raises(EdgeposeError, match="already exists"):
-        quantize_model(str(body_t_dir), _calib(shared), out_dir=str(tmp_path), max_inputs=2, eval_inputs=2,
+        quantize_model(str(body_t_dir), _calib(shared), out_dir=str(tmp_path), max_inputs=2, eval_inputs=2, all_int8=True,
                        log=lambda _m: None)
     # an int8 model is not quantised again
     with pytest.raises(EdgeposeError, match="already int8"):
