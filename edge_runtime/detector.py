@@ -18,12 +18,13 @@ clipped to the image.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .constants import DETECTOR_DEFAULTS, LETTERBOX_PAD_VALUE, MAX_DETECTIONS, NMS_PRE
 from edgepose.errors import EdgeposeError
+from edgepose.model_meta import ModelMeta
 from .image_input import as_bgr8
 from .ncnn_model import NcnnModel
 from .preprocess import letterbox, letterbox_size
@@ -55,7 +56,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def decode_rtmdet(outputs: Dict[str, np.ndarray], strides, person_class: int, score_threshold: float,
+def decode_rtmdet(outputs: Dict[str, np.ndarray], strides: Sequence[int], person_class: int, score_threshold: float,
                   valid_size: Tuple[int, int], nms_pre: int = NMS_PRE) -> Tuple[np.ndarray, np.ndarray]:
     """Raw heads -> candidate boxes (M, 4) in model-input pixels and scores (M,), before NMS."""
     all_boxes, all_scores = [], []
@@ -90,7 +91,7 @@ def decode_rtmdet(outputs: Dict[str, np.ndarray], strides, person_class: int, sc
     return boxes.astype(np.float32), np.concatenate(all_scores).astype(np.float32)
 
 
-def decode_yolox(output: np.ndarray, strides, input_size: Tuple[int, int], person_class: int,
+def decode_yolox(output: np.ndarray, strides: Sequence[int], input_size: Tuple[int, int], person_class: int,
                  score_threshold: float) -> Tuple[np.ndarray, np.ndarray]:
     """[N, 5 + C] rows -> candidate boxes (M, 4) in model-input pixels and scores (M,), before NMS."""
     w_in, h_in = input_size
@@ -160,24 +161,28 @@ class Detector:
         self.letterbox_rule = "mmdet" if family == "rtmdet" else "yolox"
 
     @property
-    def meta(self):
+    def meta(self) -> ModelMeta:
         return self.model.meta
 
-    def __call__(self, image) -> Tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """image (H, W[, C]) (any dtype as_bgr8 takes) -> boxes (N, 4) float32 x1, y1, x2, y2 image
+        pixels, scores (N,) float32, highest score first."""
         image = as_bgr8(image)
         canvas, factors = self.preprocess(image)
         outputs = self.inference(canvas)
         return self.postprocess(outputs, factors, image.shape)
 
-    def preprocess(self, image: np.ndarray):
+    def preprocess(self, image: np.ndarray) -> Tuple[np.ndarray, Tuple[float, float]]:
         """uint8 BGR image -> letterboxed uint8 canvas (H_in, W_in, 3), (scale_x, scale_y)."""
         return letterbox(image, self.input_size, self.letterbox_rule, self.pad_value)
 
     def inference(self, canvas: np.ndarray) -> Dict[str, np.ndarray]:
+        """Letterboxed canvas -> the raw heads {role: float32 array} (roles: see the module doc)."""
         return self.model.run(self.model.mat_from_bgr(canvas))
 
-    def candidates(self, outputs: Dict[str, np.ndarray], image_shape) -> Tuple[np.ndarray, np.ndarray]:
-        """Decoded boxes (model-input pixels) and scores above the threshold, before NMS."""
+    def candidates(self, outputs: Dict[str, np.ndarray],
+                   image_shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+        """Decoded boxes (M, 4) (model-input pixels) and scores (M,) above the threshold, before NMS."""
         if self.family == "rtmdet":
             valid = letterbox_size(image_shape[1], image_shape[0], self.input_size, self.letterbox_rule)
             return decode_rtmdet(outputs, self.strides, self.person_class, self.score_threshold, valid,
@@ -185,7 +190,10 @@ class Detector:
         return decode_yolox(outputs["output"], self.strides, self.input_size, self.person_class,
                             self.score_threshold)
 
-    def postprocess(self, outputs: Dict[str, np.ndarray], factors, image_shape) -> Tuple[np.ndarray, np.ndarray]:
+    def postprocess(self, outputs: Dict[str, np.ndarray], factors: Tuple[float, float],
+                    image_shape: Sequence[int]) -> Tuple[np.ndarray, np.ndarray]:
+        """Raw heads, letterbox (scale_x, scale_y), image (h, w[, c]) -> boxes (N, 4) float32 xyxy in
+        image pixels after NMS, clipped to the image, and scores (N,) float32."""
         boxes, scores = self.candidates(outputs, image_shape)
         keep = nms(boxes, scores, self.nms_iou, self.max_detections)
         boxes, scores = boxes[keep], scores[keep]

@@ -146,8 +146,9 @@ def select_device(device: Optional[str]) -> Optional[GpuDevice]:
         return None
     if not vulkan_loader_present():
         raise NoVulkanLoaderError(
-            f"device {device!r}: no Vulkan loader ({' / '.join(loader_names())} not found); install the GPU driver's Vulkan support (Debian/Ubuntu: libvulkan1 plus a driver, "
-            f"Jetson: the L4T graphics libraries) or use device='cpu'")
+            f"device {device!r}: no Vulkan loader ({' / '.join(loader_names())} not found); "
+            "install the GPU driver's Vulkan support (Debian/Ubuntu: libvulkan1 plus a driver, "
+            "Jetson: the L4T graphics libraries) or use device='cpu'")
     import ncnn
     count = int(ncnn.get_gpu_count())
     if count == 0:

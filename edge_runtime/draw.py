@@ -15,12 +15,20 @@ from __future__ import annotations
 
 import colorsys
 import functools
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
 
 from edgepose.keypoint_sets import get_keypoint_set, set_name_for_count
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+Color = Tuple[int, ...]                                   # BGR, 0..255
+LimbGroup = Tuple[Color, np.ndarray, np.ndarray]          # colour, (L,) start and (L,) end keypoint indices
+DotGroup = Tuple[Color, bool, np.ndarray]                 # colour, small (face) dot, (D,) keypoint indices
+Recipe = Tuple[List[LimbGroup], List[DotGroup]]
 
 # OpenPose-18 body: index i takes COCO keypoint COCO_FOR_OPENPOSE[i]; -1 is the neck.
 COCO_FOR_OPENPOSE = [0, -1, 6, 8, 10, 5, 7, 9, 12, 14, 16, 11, 13, 15, 2, 1, 4, 3]
@@ -58,11 +66,11 @@ def keypoint_set_for(num_keypoints: int, meta_keypoints: Optional[Dict[str, Any]
     return {"name": f"generic{num_keypoints}", "names": [str(i) for i in range(num_keypoints)], "skeleton": []}
 
 
-def _bgr(rgb) -> tuple:
+def _bgr(rgb: Sequence[int]) -> Color:
     return (int(rgb[2]), int(rgb[1]), int(rgb[0]))
 
 
-def _pt(p):
+def _pt(p: Union[np.ndarray, Sequence[float]]) -> Tuple[int, int]:
     return (int(round(float(p[0]))), int(round(float(p[1]))))
 
 
@@ -81,32 +89,33 @@ def _pixels(pts: np.ndarray) -> np.ndarray:
     return np.round(safe).astype(np.int32)
 
 
-def _segments(canvas, a: np.ndarray, b: np.ndarray, color, thickness: int, line_type: int) -> None:
+def _segments(canvas: np.ndarray, a: np.ndarray, b: np.ndarray, color: Color, thickness: int,
+              line_type: int) -> None:
     """All segments a[i]-b[i] in one call. OpenCV draws each 2-point open polyline exactly as
     cv2.line (both round caps), so the pixels are those of one cv2.line per segment."""
     if len(a):
         cv2.polylines(canvas, list(np.stack([a, b], axis=1)), False, color, thickness, line_type)
 
 
-def _dots(canvas, pts: np.ndarray, radius: int, color, line_type: int) -> None:
+def _dots(canvas: np.ndarray, pts: np.ndarray, radius: int, color: Color, line_type: int) -> None:
     """Filled circles at all `pts` in one call: a 1-point closed polyline of thickness 2r is
     drawn as its end cap, the same disk (same AA edge) as cv2.circle(pt, r, color, -1)."""
     if len(pts):
         cv2.polylines(canvas, list(pts.reshape(-1, 1, 1, 2)), True, color, 2 * radius, line_type)
 
 
-def _make_recipe(kset: Dict[str, Any], k: int):
+def _make_recipe(kset: Dict[str, Any], k: int) -> Recipe:
     """A keypoint set -> what one frame draws: limbs grouped by colour [(bgr, i, j)], then
     keypoints grouped by colour and size [(bgr, small, indices)], in first-appearance order."""
     skeleton = kset.get("skeleton") or []
     kcol = kset.get("keypoint_colors") or [(255, 128, 0)] * k
     scol = kset.get("skeleton_colors") or [(0, 255, 0)] * len(skeleton)
     face = (kset.get("parts") or {}).get("face")
-    limbs: Dict[tuple, list] = {}
+    limbs: Dict[Color, List[Tuple[int, int]]] = {}
     for (i, j), col in zip(skeleton, scol):
         if i < k and j < k:
             limbs.setdefault(_bgr(col), []).append((i, j))
-    dots: Dict[tuple, list] = {}
+    dots: Dict[Tuple[Color, bool], List[int]] = {}
     for i in range(k):
         small = face is not None and face[0] <= i < face[1]
         dots.setdefault((_bgr(kcol[i % len(kcol)]), small), []).append(i)
@@ -115,14 +124,21 @@ def _make_recipe(kset: Dict[str, Any], k: int):
 
 
 @functools.lru_cache(maxsize=16)
-def _recipe(k: int):
+def _recipe(k: int) -> Recipe:
     return _make_recipe(keypoint_set_for(k), k)
 
 
-def draw_mmpose(image: np.ndarray, keypoints, scores, boxes=None, track_ids=None,
+def draw_mmpose(image: np.ndarray, keypoints: ArrayLike, scores: ArrayLike,
+                boxes: Optional[Union[np.ndarray, Sequence[Sequence[float]]]] = None,
+                track_ids: Optional[Union[np.ndarray, Sequence[int]]] = None,
                 keypoint_set: Optional[Dict[str, Any]] = None, threshold: float = 0.3,
                 draw_boxes: bool = True) -> np.ndarray:
-    """Draw poses on a copy of `image` (BGR uint8) and return it.
+    """Draw poses on a copy of `image` (BGR uint8 (H, W, 3)) and return it.
+
+    keypoints (N, K, 2) image pixels and scores (N, K); only keypoints with score > `threshold`
+    (and limbs with both ends so) are drawn. boxes (N, 4) x1, y1, x2, y2 and track_ids (N,)
+    label each person when `draw_boxes`. keypoint_set: colours and skeleton (None: the known
+    set with K keypoints, see keypoint_sets).
 
     All persons' limbs of one colour in one OpenCV call, then all keypoints of one colour
     and size, then the boxes: a handful of calls per frame instead of one per limb and point.
@@ -156,7 +172,7 @@ def draw_mmpose(image: np.ndarray, keypoints, scores, boxes=None, track_ids=None
     return canvas
 
 
-def openpose_body18(keypoints, scores):
+def openpose_body18(keypoints: ArrayLike, scores: ArrayLike) -> Tuple[np.ndarray, np.ndarray]:
     """COCO-order keypoints (N,>=17,2) -> OpenPose-18 body (N,18,2), scores (N,18).
 
     The neck is the middle of the shoulders, scored by the weaker shoulder (so it
@@ -175,8 +191,12 @@ _HAND_LIMB_COLORS = [tuple(int(v * 255) for v in colorsys.hsv_to_rgb(e / len(HAN
                      for e in range(len(HAND_LIMBS))]
 
 
-def draw_openpose(shape, keypoints, scores, threshold: float = 0.3) -> np.ndarray:
-    """OpenPose-style rendering on a black canvas of `shape` (h, w[, c]); returns BGR uint8.
+def draw_openpose(shape: Sequence[int], keypoints: ArrayLike, scores: ArrayLike,
+                  threshold: float = 0.3) -> np.ndarray:
+    """OpenPose-style rendering on a black canvas of `shape` (h, w[, c]); returns BGR uint8 (h, w, 3).
+
+    keypoints (N, K, 2) image pixels and scores (N, K) in COCO order (K >= 17; hands and face
+    are drawn when K >= 133, COCO-WholeBody); points with score <= `threshold` are left out.
 
     Limbs are filled ellipses (one call each: OpenCV fills one convex polygon per call);
     keypoints, hand bones and face dots are drawn per colour for all persons at once."""
@@ -203,7 +223,9 @@ def draw_openpose(shape, keypoints, scores, threshold: float = 0.3) -> np.ndarra
         for li in np.flatnonzero(draw[n]).tolist():
             poly = cv2.ellipse2Poly((int(centres[n, li, 0]), int(centres[n, li, 1])),
                                     (int(lengths[n, li] / 2), stick), int(angles[n, li]), 0, 360, 1)
-            cv2.fillConvexPoly(canvas, poly, limb_colors[li])
+            # np.asarray: the stub types ellipse2Poly's result as a list of points; it is an (M, 2) int32
+            # array already, so this is no copy.
+            cv2.fillConvexPoly(canvas, np.asarray(poly), limb_colors[li])
         for i in np.flatnonzero(ok[n]).tolist():
             cv2.circle(canvas, (int(body_px[n, i, 0]), int(body_px[n, i, 1])), 4, OPENPOSE_COLORS[i], -1)
     if keypoints.shape[1] >= 133:

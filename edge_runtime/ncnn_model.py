@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import Dict, Iterable, Optional
+from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class NcnnModel:
         return (P.PIXEL_BGR if order == "bgr" else P.PIXEL_BGR2RGB), mean, norm
 
     @property
-    def input_size(self):
+    def input_size(self) -> Tuple[int, int]:
         """Model input (width, height)."""
         return int(self.meta.input_width), int(self.meta.input_height)
 

@@ -10,21 +10,26 @@ Every extractor computes the same arithmetic, so the keypoints do not depend on 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from .constants import DEFAULT_SIMCC_SPLIT_RATIO, MIN_BOX_SIZE
 from edgepose.errors import EdgeposeError
+from edgepose.model_meta import ModelMeta
 from .image_input import as_bgr8
 from .ncnn_model import NcnnModel
 from .schedule import Plan, bind_process_cores, bind_this_thread, default_plan, with_overrides
 from .preprocess import boxes_to_center_scale, crop_person, input_to_image
 from .simcc import decode_simcc
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def check_boxes(boxes, image_shape) -> np.ndarray:
-    """User boxes -> (N, 4) float32 xyxy with x1 <= x2, y1 <= y2; None -> the whole image."""
+
+def check_boxes(boxes: Optional[ArrayLike], image_shape: Sequence[int]) -> np.ndarray:
+    """User boxes ((N, 4) or (4,) x1, y1, x2, y2; extra columns dropped) -> (N, 4) float32 xyxy
+    with x1 <= x2, y1 <= y2; None -> the whole image of `image_shape` (h, w[, c])."""
     if boxes is None:
         h, w = image_shape[:2]
         return np.array([[0, 0, w, h]], dtype=np.float32)
@@ -62,9 +67,9 @@ class PoseEstimator:
         # person's all-core extractor need nets loaded at their own count: `model` for crowds,
         # a second net loaded on the first lone person when the counts differ. The outputs are
         # the same bits either way (tests/runtime/test_schedule.py).
-        self._load_args = dict(task="pose", precision=precision, fp16=fp16, device=device)
         self._source = model
-        self.model = NcnnModel(model, threads=self.plan.pose_split(2)[0], **self._load_args)
+        self._precision, self._fp16, self._device = precision, fp16, device
+        self.model = self._load(self.plan.pose_split(2)[0])
         self._by_threads = {self.model.threads: self.model}
         bind_process_cores(self.plan)
         meta = self.model.meta
@@ -79,10 +84,12 @@ class PoseEstimator:
         self._pool: Optional[ThreadPoolExecutor] = None
 
     @property
-    def meta(self):
+    def meta(self) -> ModelMeta:
         return self.model.meta
 
-    def __call__(self, image, boxes=None) -> Tuple[np.ndarray, np.ndarray]:
+    def __call__(self, image: np.ndarray, boxes: Optional[ArrayLike] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """image (H, W[, C]) (any dtype as_bgr8 takes), boxes (N, 4) x1, y1, x2, y2 image pixels
+        (None: the whole image) -> keypoints (N, K, 2) float32 image pixels, scores (N, K) float32."""
         image = as_bgr8(image)
         boxes = check_boxes(boxes, image.shape)
         crops, centers, scales, runs = self.preprocess(image, boxes)
@@ -90,8 +97,10 @@ class PoseEstimator:
         return self.postprocess(simcc_x, simcc_y, centers, scales, runs)
 
     # -- the three stages ----------------------------------------------------
-    def preprocess(self, image: np.ndarray, boxes: np.ndarray):
-        """-> crops (list of uint8 (H_in, W_in, 3)) for the boxes that run, centres, scales, run mask."""
+    def preprocess(self, image: np.ndarray,
+                   boxes: np.ndarray) -> Tuple[List[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+        """uint8 BGR image, (N, 4) float32 xyxy boxes -> crops (list of uint8 (H_in, W_in, 3)) for the
+        boxes that run, centres (N, 2), scales (N, 2), run mask (N,) bool."""
         centers, scales = boxes_to_center_scale(boxes, self.input_size)
         sizes = boxes[:, 2:] - boxes[:, :2]
         runs = (sizes >= MIN_BOX_SIZE).all(axis=1)
@@ -115,12 +124,16 @@ class PoseEstimator:
             outs = [self._run_one(c, model) for c in crops]
         return np.stack([o["simcc_x"] for o in outs]), np.stack([o["simcc_y"] for o in outs])
 
+    def _load(self, threads: int) -> NcnnModel:
+        return NcnnModel(self._source, task="pose", threads=threads, precision=self._precision, fp16=self._fp16,
+                         device=self._device)
+
     def _net_for(self, threads: int) -> NcnnModel:
         if threads not in self._by_threads:
-            self._by_threads[threads] = NcnnModel(self._source, threads=threads, **self._load_args)
+            self._by_threads[threads] = self._load(threads)
         return self._by_threads[threads]
 
-    def _run_one(self, crop: np.ndarray, model: Optional[NcnnModel] = None):
+    def _run_one(self, crop: np.ndarray, model: Optional[NcnnModel] = None) -> Dict[str, np.ndarray]:
         model = model or self.model
         out = model.run(model.mat_from_bgr(crop), roles=("simcc_x", "simcc_y"))
         for role in ("simcc_x", "simcc_y"):
@@ -130,8 +143,10 @@ class PoseEstimator:
         return out
 
     def postprocess(self, simcc_x: np.ndarray, simcc_y: np.ndarray, centers: np.ndarray,
-                    scales: np.ndarray, runs: Optional[np.ndarray] = None):
-        """SimCC -> keypoints (N, K, 2) float32 in image pixels and scores (N, K) float32."""
+                    scales: np.ndarray, runs: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """SimCC of the M boxes that ran (M, K, Wx) / (M, K, Wy), centres and scales (N, 2) of all
+        boxes, run mask (N,) bool (None: all ran) -> keypoints (N, K, 2) float32 in image pixels and
+        scores (N, K) float32 (a box that did not run: its centre, score 0)."""
         n = len(centers)
         if runs is None:
             runs = np.ones(n, dtype=bool)
@@ -144,12 +159,13 @@ class PoseEstimator:
             scores[runs] = sc
         return keypoints, scores
 
-    def close(self):
+    def close(self) -> None:
+        """Stop the worker threads; a later call with several persons starts new ones."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def __del__(self):
+    def __del__(self) -> None:
         try:
             self.close()
         except Exception:

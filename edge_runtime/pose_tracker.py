@@ -19,13 +19,31 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Protocol, Tuple, Union
 
 import numpy as np
 
 from .one_euro import OneEuroFilter, OneEuroParams
 from .pose_nms import keypoint_boxes, pose_nms
 from .tracking import Tracker
+
+# A video frame: an image, or (image, timestamp in seconds) when the frames carry their own times.
+Frame = Union[np.ndarray, Tuple[np.ndarray, Optional[float]]]
+# This frame's boxes (N, 4), box scores (N,), track ids carried with the boxes (N,) or None
+# (detections: the tracker matches them), and whether the detector ran.
+FrameBoxes = Tuple[np.ndarray, np.ndarray, Optional[np.ndarray], bool]
+
+
+class TopDownPipeline(Protocol):
+    """What PoseTracker needs of a solution (Body, Wholebody, or any object with these two)."""
+
+    @property
+    def detector(self) -> Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+        """image -> boxes (N, 4) xyxy image pixels, scores (N,)."""
+
+    @property
+    def pose_estimator(self) -> Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+        """image, boxes (N, 4) -> keypoints (N, K, 2) image pixels, scores (N, K)."""
 
 
 @dataclass
@@ -41,13 +59,13 @@ class TrackedPoses:
         return len(self.boxes)
 
 
-def _num_keypoints(pose_estimator) -> int:
+def _num_keypoints(pose_estimator: object) -> int:
     meta = getattr(pose_estimator, "meta", None)
     n = getattr(meta, "num_keypoints", 0) if meta is not None else 0
     return int(n or 0)
 
 
-def _sigmas(pose_estimator):
+def _sigmas(pose_estimator: object) -> Optional[List[float]]:
     meta = getattr(pose_estimator, "meta", None)
     kp = getattr(meta, "keypoints", None) if meta is not None else None
     return kp.get("sigmas") if isinstance(kp, dict) else None
@@ -80,7 +98,7 @@ class PoseTracker:
     `fps` sets the time step of the smoother when frames come without timestamps.
     """
 
-    def __init__(self, solution, det_every: int = 5, smooth: bool = True, fps: float = 30.0,
+    def __init__(self, solution: TopDownPipeline, det_every: int = 5, smooth: bool = True, fps: float = 30.0,
                  keypoint_threshold: float = 0.3, box_expand: float = 1.2, max_box_change: float = 1.1,
                  min_pose_score: float = 0.15, min_keypoints: int = 3, pose_nms_threshold: float = 0.5,
                  one_euro: Optional[OneEuroParams] = None, tracker: Optional[Tracker] = None):
@@ -108,7 +126,7 @@ class PoseTracker:
 
     @classmethod
     def load(cls, det: str, pose: str, device: Optional[str] = None, precision: Optional[str] = None,
-             threads: Optional[int] = None, concurrency: int = 1, **kwargs) -> "PoseTracker":
+             threads: Optional[int] = None, concurrency: int = 1, **kwargs: Any) -> "PoseTracker":
         """`PoseTracker.load(det, pose, device="gpu", det_every=5)`: loads both models on `device`
         ("cpu" | "gpu" | "gpu:N"); the other keywords go to PoseTracker."""
         from .solutions import TopDownSolution
@@ -124,14 +142,16 @@ class PoseTracker:
 
     def reset(self) -> None:
         self.frame_index = -1
-        self._since_detection = None
+        self._since_detection: Optional[int] = None     # frames since the detector ran; None: never
         self._last: Optional[TrackedPoses] = None       # raw (unsmoothed) poses of the last frame
-        self._last_shape = None
+        self._last_shape: Optional[Tuple[int, ...]] = None
         self._filters: Dict[int, OneEuroFilter] = {}
         self.tracker.tracks.clear()
 
     # -- boxes ---------------------------------------------------------------
-    def _carried_boxes(self, shape):
+    def _carried_boxes(self, shape: Tuple[int, ...]) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Boxes (M, 4) from the last frame's poses, their pose scores (M,) and track ids (M,);
+        None when no pose is good enough to follow (the detector runs)."""
         last = self._last
         if last is None or len(last) == 0 or self._last_shape != shape[:2]:
             return None
@@ -151,7 +171,8 @@ class PoseTracker:
         return boxes[big], pose_conf[keep][big].astype(np.float32), last.track_ids[keep][big]
 
     # -- main ----------------------------------------------------------------
-    def __call__(self, frame, timestamp: Optional[float] = None) -> TrackedPoses:
+    def __call__(self, frame: np.ndarray, timestamp: Optional[float] = None) -> TrackedPoses:
+        """One video frame (H, W[, C]) -> its tracked poses; timestamp in seconds (None: frame index / fps)."""
         from .image_input import as_bgr8
         image = as_bgr8(frame)
         return self._finish(image, *self._boxes(image), timestamp)
@@ -160,25 +181,22 @@ class PoseTracker:
         """Whether the next frame's boxes come from the detector whatever this frame's poses are."""
         return self._since_detection is None or self._since_detection + 1 >= self.det_every
 
-    def _boxes(self, image, detection=None):
+    def _boxes(self, image: np.ndarray, detection: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> FrameBoxes:
         """This frame's boxes: the detector's (`detection`, when it already ran on this frame)
         or the ones carried from the last poses. Advances the frame counters."""
         self.frame_index += 1
-        carried = None
-        known_ids = None
-        if not self._detection_due():
-            carried = self._carried_boxes(image.shape)
-        if carried is None:
+        since = self._since_detection
+        # Boxes are carried only between detections (`since` is None until the first one).
+        carried = self._carried_boxes(image.shape) if not self._detection_due() else None
+        if since is None or carried is None:
             boxes, box_scores = detection if detection is not None else self.detector(image)
             self._since_detection = 0
-            detected = True
-        else:
-            boxes, box_scores, known_ids = carried
-            self._since_detection += 1
-            detected = False
-        return boxes, box_scores, known_ids, detected
+            return boxes, box_scores, None, True
+        boxes, box_scores, known_ids = carried
+        self._since_detection = since + 1
+        return boxes, box_scores, known_ids, False
 
-    def stream(self, frames: Iterable) -> Iterator[TrackedPoses]:
+    def stream(self, frames: Iterable[Frame]) -> Iterator[TrackedPoses]:
         """Poses of every frame of `frames` (images, or (image, timestamp) pairs), in order; the
         same results as calling the tracker on each frame. With the plan's overlap on, the
         detector of the next frame runs (on its own thread, at its loaded thread count: ncnn's
@@ -208,7 +226,8 @@ class PoseTracker:
             if pool is not None:
                 pool.shutdown(wait=True)
 
-    def _finish(self, image, boxes, box_scores, known_ids, detected, timestamp) -> TrackedPoses:
+    def _finish(self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray, known_ids: Optional[np.ndarray],
+                detected: bool, timestamp: Optional[float]) -> TrackedPoses:
         """Pose, pose NMS, tracking and smoothing of one frame's boxes."""
         t = self.frame_index / self.fps if timestamp is None else float(timestamp)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)

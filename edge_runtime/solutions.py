@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -41,7 +41,7 @@ class TopDownSolution:
     cores: "auto" (big cores on big.LITTLE, else all) | "big" | "little" | "all".
     device: "cpu" | "gpu" | "gpu:N" (Vulkan) for both models unless det_device / pose_device say otherwise.
     """
-    keypoint_counts: tuple = ()   # allowed K (empty: any)
+    keypoint_counts: Tuple[int, ...] = ()   # allowed K (empty: any)
     kind = "pose"
 
     def __init__(self, det: Optional[str] = None, pose: Optional[str] = None, threads: Optional[int] = None,
@@ -63,13 +63,15 @@ class TopDownSolution:
             raise EdgeposeError(f"{self.pose_estimator.model.json_path}: has {k} keypoints; {type(self).__name__} "
                                 f"expects {' or '.join(map(str, self.keypoint_counts))} ({self.kind} model)")
 
-    def infer(self, image) -> Poses:
+    def infer(self, image: np.ndarray) -> Poses:
+        """image (H, W[, C]) (any dtype as_bgr8 takes) -> the frame's boxes, box scores, keypoints, scores."""
         image = as_bgr8(image)
         boxes, box_scores = self.detector(image)
         keypoints, scores = self.pose_estimator(image, boxes)
         return Poses(boxes, box_scores, keypoints, scores)
 
-    def __call__(self, image):
+    def __call__(self, image: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """image -> keypoints (N, K, 2) float32 image pixels, scores (N, K) float32."""
         poses = self.infer(image)
         return poses.keypoints, poses.scores
 

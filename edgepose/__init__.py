@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, List
 
 from .errors import (BadArgumentError, BadImageError, BadModelError, EdgeposeError, InferenceError,
                      ModelNotFoundError)
@@ -43,13 +43,15 @@ _LAZY = {
 __all__ = ["EdgeposeError", "ModelNotFoundError", "BadModelError", "BadImageError", "BadArgumentError",
            "InferenceError", "__version__", *_LAZY]
 
-if TYPE_CHECKING:  # names for type checkers; at run time __getattr__ loads them on first use
-    from .model_meta import ModelMeta, find_model  # noqa: F401
-    from .runtime.detector import Detector  # noqa: F401
-    from .runtime.draw import draw_mmpose, draw_openpose  # noqa: F401
-    from .runtime.pose import PoseEstimator  # noqa: F401
-    from .runtime.pose_tracker import PoseTracker, TrackedPoses  # noqa: F401
-    from .runtime.solutions import Body, Poses, Wholebody  # noqa: F401
+# Names for type checkers; at run time __getattr__ loads them on first use. The `X as X` form marks
+# them re-exported (mypy --strict does not read the starred __all__ above).
+if TYPE_CHECKING:
+    from .model_meta import ModelMeta as ModelMeta, find_model as find_model
+    from .runtime.detector import Detector as Detector
+    from .runtime.draw import draw_mmpose as draw_mmpose, draw_openpose as draw_openpose
+    from .runtime.pose import PoseEstimator as PoseEstimator
+    from .runtime.pose_tracker import PoseTracker as PoseTracker, TrackedPoses as TrackedPoses
+    from .runtime.solutions import Body as Body, Poses as Poses, Wholebody as Wholebody
 
 
 def __getattr__(name: str) -> Any:
@@ -60,5 +62,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'edgepose' has no attribute {name!r}")
 
 
-def __dir__() -> list:
+def __dir__() -> List[str]:
     return sorted(__all__)

@@ -111,7 +111,7 @@ class ModelMeta:
 _NUMBER = (int, float)
 # JSON type of each field (None allowed where the field is Optional); checked on load so that a
 # damaged file fails with its name here, not as a TypeError deep in the pipeline.
-FIELD_TYPES: Dict[str, Tuple[tuple, bool]] = {
+FIELD_TYPES: Dict[str, Tuple[Tuple[type, ...], bool]] = {
     "name": ((str,), False), "task": ((str,), False), "param": ((str,), False), "bin": ((str,), False),
     "input_blob": ((str,), False), "input_width": ((int,), False), "input_height": ((int,), False),
     "channel_order": ((str,), False), "pixel_range": ((list,), False), "normalization_folded": ((bool,), False),
@@ -160,7 +160,7 @@ def _check_fields(data: Dict[str, Any], origin: str) -> None:
             raise bad("keypoints.names", "is not a list of names")
         k = len(names)
 
-        def index_pairs(v) -> bool:
+        def index_pairs(v: Any) -> bool:
             return isinstance(v, list) and all(
                 isinstance(p, list) and len(p) >= 2 and all(isinstance(i, int) and not isinstance(i, bool)
                                                            and 0 <= i < k for i in p[:2]) for p in v)

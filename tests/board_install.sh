@@ -50,6 +50,8 @@ say "type check of the public API, as installed (py.typed)"
 "$work/venv/bin/mypy" --config-file "$repo/pyproject.toml" --follow-imports=silent -m edgepose -m edgepose.errors \
     -m edgepose.model_meta -m edgepose.runtime.solutions -m edgepose.runtime.detector -m edgepose.runtime.pose \
     -m edgepose.runtime.pose_tracker -m edgepose.runtime.draw
+# A user's code under `mypy --strict` (no repo config): every public name visible, ordinary arguments accepted.
+"$work/venv/bin/mypy" --strict "$repo/tests/typed_api_usage.py"
 
 rm -rf "$work/models"
 python3 "$repo/tests/model_fixtures.py" "$work/models" >/dev/null 2>&1 || python "$repo/tests/model_fixtures.py" "$work/models" >/dev/null

@@ -133,7 +133,8 @@ def markdown(report: Dict[str, Any]) -> str:
     out += ["", "Peak RSS MB: one configuration alone in a fresh process (Python, numpy, OpenCV and ncnn "
             "included), running the most crowded image. "
             f"The bench process itself, with every configuration loaded at once, peaked at "
-            f"{report.get('peak_rss_mb', 0):.0f} MB. Model load: " + ", ".join(f"{k} {v:.2f} s" for k, v in report.get("load_s", {}).items()), ""]
+            f"{report.get('peak_rss_mb', 0):.0f} MB. Model load: "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in report.get("load_s", {}).items()), ""]
     return "\n".join(out)
 
 

@@ -42,4 +42,5 @@ def test_cli_converts_pth_with_named_config_and_prints_self_check(tmp_path, shar
     out = capsys.readouterr().out
     assert rc == 0
     assert "self-check on 8 COCO person crops" in out and "argmax agreement 100.0%" in out and "OK" in out
-    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != MANIFEST) == ["body.json", "body.ncnn.bin", "body.ncnn.param"]
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != MANIFEST)
+    assert written == ["body.json", "body.ncnn.bin", "body.ncnn.param"]

@@ -52,7 +52,8 @@ def test_pose_metadata(wholebody_t_dir, body_t_dir, shared):
         assert meta.precision == "fp32"
         assert len(meta.source["sha256"]) == 64 and meta.source["tools"]["pnnx"]
         # only the three outputs, nothing pnnx litters
-        assert sorted(p.name for p in folder.iterdir() if p.name != MANIFEST) == sorted([meta.param, meta.bin, meta.name + ".json"])
+        written = sorted(p.name for p in folder.iterdir() if p.name != MANIFEST)
+        assert written == sorted([meta.param, meta.bin, meta.name + ".json"])
 
 
 def test_fp32_mask_on_exactly_the_scalenorm_layers(body_t_dir):

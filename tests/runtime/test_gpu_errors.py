@@ -13,7 +13,6 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO
 
 NO_LOADER = {"EDGEPOSE_VULKAN_LOADER": "/nonexistent/libvulkan.so.1"}
 NO_DEVICE = {"VK_ICD_FILENAMES": "/nonexistent/edgepose_no_icd.json"}
@@ -24,8 +23,9 @@ SELECT = ("import sys\nfrom edgepose.runtime.device import select_device\n"
 
 
 def _select_in_child(device: str, env: dict):
+    # No cwd=checkout: its `edgepose/` folder would shadow the installed wheel (tests/board_install.sh).
     r = subprocess.run([sys.executable, "-c", SELECT, device], capture_output=True, text=True,
-                       env={**os.environ, **env}, cwd=REPO, timeout=120)
+                       env={**os.environ, **env}, timeout=120)
     assert r.returncode == 0, r.stderr
     return r.stdout.strip().splitlines()[-1]
 
@@ -70,7 +70,7 @@ def test_cli_device_errors_are_one_line(rtmdet_dir, wholebody_t_dir, tmp_path, s
     for env, flag, words in ((NO_LOADER, "gpu", "no Vulkan loader"), ({}, "gpu:x", "'cpu', 'gpu' or 'gpu:N'")):
         r = subprocess.run([sys.executable, "-m", "edgepose.cli", "run", str(image), "--det", str(rtmdet_dir),
                             "--pose", str(wholebody_t_dir), "--device", flag, "--no-draw", "-o", str(tmp_path / "o")],
-                           capture_output=True, text=True, env={**os.environ, **env}, cwd=REPO, timeout=300)
+                           capture_output=True, text=True, env={**os.environ, **env}, cwd=tmp_path, timeout=300)
         assert r.returncode == 2
         ours = [ln for ln in r.stderr.splitlines() if ln.startswith("edgepose")]
         assert len(ours) == 1 and words in ours[0], r.stderr
