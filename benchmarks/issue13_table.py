@@ -36,6 +36,7 @@ SINGLE = "data/calib_mmpose_examples/human-pose.jpeg"
 CROWD = "data/coco_wholebody_val_gt/images/000000001000.jpg"
 WHOLEBODY_GT = "data/coco_wholebody_val_gt/annotations/coco_wholebody_example_gt.json"
 SETTINGS = [(None, None), (1, 1), (2, 1), (1, 2)]
+MMDEPLOY_DET = "models/rtmdet-nano-person-mmdeploy/end2end.onnx"
 
 
 def drawing_ms(shared: Path, repeats: int = 200) -> dict:
@@ -149,6 +150,10 @@ def main(argv=None) -> int:
     ap.add_argument("--load-seconds", type=float, default=8.0)
     ap.add_argument("--precision", nargs="+", default=["fp32", "int8"])
     ap.add_argument("--work", default=None, help="where converted models are kept (default: a temp folder)")
+    ap.add_argument("--baseline", choices=("rtmlib", "ort"), default="rtmlib",
+                    help="rtmlib: rtmlib 0.0.16 as shipped (ONNX Runtime's default spin-waiting) on the RTMDet-nano "
+                         "deploy export with NMS inside, edgepose on the same file converted; ort: ONNX Runtime "
+                         "without spin-waiting (its fastest here) with edgepose's pre/post on the raw-heads export")
     ap.add_argument("-o", "--output", default="issue13-table")
     args = ap.parse_args(argv)
 
@@ -158,11 +163,18 @@ def main(argv=None) -> int:
     shared = shared_dir()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="edgepose-issue13-"))
     dets, poses, det_onnx, pose_onnx = prepare_models(work, shared, quantize="int8" in args.precision)
+    if args.baseline == "rtmlib":
+        from edgepose.convert.api import convert
+        det_onnx = str(shared / MMDEPLOY_DET)
+        mm_dir = work / "det-mmdeploy"
+        if not any(mm_dir.glob("*.json")):
+            convert(det_onnx, str(mm_dir), check=False, log=print)
+        dets = [str(mm_dir)] + dets[1:]
     images = [str(shared / SINGLE), str(shared / CROWD)]
     report = bench(dets, poses, images, precisions=args.precision, threads=[1, 2], targets=(1, 15),
                    seconds=args.seconds, det_onnx=det_onnx, pose_onnx=pose_onnx, rounds=args.rounds,
                    extra_rounds=args.extra_rounds, memory=False, settings=SETTINGS, load=args.load,
-                   load_seconds=args.load_seconds)
+                   load_seconds=args.load_seconds, baseline_as_shipped=args.baseline == "rtmlib")
     write(report, args.output)
     out = summarize(report, drawing_ms(shared))
     print("\n" + out["table"])

@@ -36,7 +36,7 @@ def _ort():
                             "(or pass --no-baseline)") from None
 
 
-def _session(path: str, threads: int, input_hw: Optional[Tuple[int, int]] = None):
+def _session(path: str, threads: int, input_hw: Optional[Tuple[int, int]] = None, spinning: bool = False):
     """A CPU session limited to `threads`. `input_hw`: run a fully convolutional file whose
     input is fixed at another size (the shared RTMDet raw heads say 640x640) at the size
     ncnn runs, so both engines do the same work."""
@@ -48,7 +48,8 @@ def _session(path: str, threads: int, input_hw: Optional[Tuple[int, int]] = None
     # ORT's default spin-waiting the idle pool's worker keeps spinning while the other
     # session runs: at 2 threads on 2 cores that was 24 FPS with slices swinging 22-38,
     # against a steady 48 FPS without spinning. The baseline should be ORT at its best.
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # spinning=True: ORT's own default, as rtmlib ships it (the peer as users run it).
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     source = path
     if input_hw is not None:
         onnx = importlib.import_module("onnx")
@@ -175,15 +176,17 @@ class OrtPose:
 class RtmlibPipeline:
     """rtmlib's RTMDet + RTMPose (the peer library), sessions limited to `threads`."""
 
-    def __init__(self, det_onnx: str, pose_onnx: str, det_meta: ModelMeta, pose_meta: ModelMeta, threads: int):
+    def __init__(self, det_onnx: str, pose_onnx: str, det_meta: ModelMeta, pose_meta: ModelMeta, threads: int,
+                 as_shipped: bool = False):
         rtmlib = importlib.import_module("rtmlib")
         self.det = rtmlib.RTMDet(det_onnx, model_input_size=(det_meta.input_width, det_meta.input_height),
                                  backend="onnxruntime", device="cpu")
         self.pose = rtmlib.RTMPose(pose_onnx, model_input_size=(pose_meta.input_width, pose_meta.input_height),
                                    backend="onnxruntime", device="cpu")
-        # rtmlib opens its sessions with ONNX Runtime's default (all cores); match our threads.
-        self.det.session = _session(det_onnx, threads)
-        self.pose.session = _session(pose_onnx, threads)
+        # rtmlib opens its sessions with ONNX Runtime's defaults (all cores, spin-waiting); match our
+        # threads, and keep its spin-waiting only `as_shipped`.
+        self.det.session = _session(det_onnx, threads, spinning=as_shipped)
+        self.pose.session = _session(pose_onnx, threads, spinning=as_shipped)
 
     def detector(self, image):
         boxes = self.det(image)
@@ -194,15 +197,16 @@ class RtmlibPipeline:
 
 
 def make_baseline(det_onnx: str, pose_onnx: str, det_meta: ModelMeta, pose_meta: ModelMeta, threads: int,
-                  score_threshold: float, nms_iou: float, prefer_rtmlib: bool = True):
+                  score_threshold: float, nms_iou: float, prefer_rtmlib: bool = True, as_shipped: bool = False):
     """-> (name, detect(image) -> (boxes, scores), pose(image, boxes) -> (keypoints, scores))."""
     # rtmlib reads only deploy exports with NMS inside ("dets"/"labels"); raw heads go our own way.
     if prefer_rtmlib and "dets" in [o.name for o in _session(det_onnx, 1).get_outputs()]:
         try:
-            pipe = RtmlibPipeline(det_onnx, pose_onnx, det_meta, pose_meta, threads)
+            pipe = RtmlibPipeline(det_onnx, pose_onnx, det_meta, pose_meta, threads, as_shipped)
             probe = np.full((det_meta.input_height, det_meta.input_width, 3), 114, np.uint8)
             pipe.detector(probe)  # rtmlib accepts only some detector exports; find out now
-            return "rtmlib (onnxruntime)", pipe.detector, pipe.pose_estimator
+            return ("rtmlib as shipped (onnxruntime, spin-waiting)" if as_shipped else
+                    "rtmlib (onnxruntime, no spin-waiting)"), pipe.detector, pipe.pose_estimator
         except Exception:
             pass
     det = OrtDetector(det_onnx, det_meta, threads, score_threshold, nms_iou)

@@ -103,7 +103,7 @@ def _ncnn_group(precision: str, n_threads: Optional[int], det_path: str, pose_pa
 
 
 def _ort_group(n_threads: int, det_onnx: str, pose_onnx: str, det32: str, pose32: str,
-               scenarios: List[Scenario], ref: Detector) -> _Group:
+               scenarios: List[Scenario], ref: Detector, as_shipped: bool = False) -> _Group:
     from .ort_baseline import baseline_runner, make_baseline  # onnxruntime only when a baseline runs
 
     held: Dict[str, Any] = {}
@@ -111,7 +111,7 @@ def _ort_group(n_threads: int, det_onnx: str, pose_onnx: str, det32: str, pose32
     def open_():
         t0 = time.perf_counter()
         name, detect, pose_fn = make_baseline(det_onnx, pose_onnx, ModelMeta.load(det32), ModelMeta.load(pose32),
-                                              n_threads, ref.score_threshold, ref.nms_iou)
+                                              n_threads, ref.score_threshold, ref.nms_iou, as_shipped=as_shipped)
         held["load_s"], held["name"] = time.perf_counter() - t0, name
         return {sc.label: baseline_runner(detect if sc.cap is None else _capped(detect, sc.cap), pose_fn, sc.encoded)
                 for sc in scenarios}
@@ -143,7 +143,7 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
           baseline: bool = True, det_onnx: Optional[str] = None, pose_onnx: Optional[str] = None,
           concurrency: Optional[int] = 1, rounds: int = 5, extra_rounds: Optional[int] = None, memory: bool = True,
           settings: Optional[Sequence[Tuple[Optional[int], Optional[int]]]] = None, load: int = 0,
-          load_seconds: Optional[float] = None, devices: Sequence[str] = ("cpu",),
+          load_seconds: Optional[float] = None, devices: Sequence[str] = ("cpu",), baseline_as_shipped: bool = False,
           log=print) -> Dict[str, Any]:
     """`seconds` (or `frames`) is each row's budget, split over `rounds` slices; a row
     whose median slice is not a quiet one gets up to `extra_rounds` more (default: `rounds`).
@@ -207,7 +207,8 @@ def bench(det_paths: Sequence[str], pose_paths: Sequence[str], images: Sequence[
             log("baseline skipped: the ONNX files are unknown (pass --det-onnx and --pose-onnx)")
         else:
             for n_threads in threads:
-                ort_groups[n_threads] = _ort_group(n_threads, det_onnx, pose_onnx, det32, pose32, scenarios, ref)
+                ort_groups[n_threads] = _ort_group(n_threads, det_onnx, pose_onnx, det32, pose32, scenarios, ref,
+                                                   baseline_as_shipped)
     everything = groups + list(ort_groups.values())
 
     keep = _keep_all_loaded(everything)

@@ -135,7 +135,8 @@ def _small_net():
               _conv_layer("c2", "a", "b", 8, 8, 3, rng, dw=True),
               _conv_layer("c3", "b", "c", 8, 8, 1, rng),
               Layer("InnerProduct", "fc", ["c"], ["out0"], ip,
-                    [WeightBlob.fp32("weight", rng.normal(size=6 * 128) * 0.1), WeightBlob.fp32("bias", rng.normal(size=6), RAW)])]
+                    [WeightBlob.fp32("weight", rng.normal(size=6 * 128) * 0.1),
+                     WeightBlob.fp32("bias", rng.normal(size=6), RAW)])]
     return NcnnModel(layers, 5)
 
 
