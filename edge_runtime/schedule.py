@@ -10,10 +10,11 @@ number of persons:
   - video: the detector of the next frame runs while the poses of this one do
     (`PoseTracker.stream`), using a core the poses leave idle (the last persons of a frame,
     tracking, drawing).
-Wait policy: OpenMP threads sleep as soon as they are idle (OMP_WAIT_POLICY=PASSIVE, set
-before ncnn loads, and ncnn's openmp_blocktime 0). Spinning threads take the core from
-the thread that has work when another process competes: measured here with two busy
-processes on 2 cores, the default policy went from 128 ms to 840 ms p50 and 4.1 s p99.
+Wait policy: idle OpenMP threads spin briefly, then sleep (GOMP_SPINCOUNT=10000, set when edgepose
+is imported, before ncnn loads; edgepose/openmp.py has the measurements). libgomp's default long
+spin takes the core from the thread that has work when another process competes (two busy
+processes on 2 cores: p99 2.3 s), while sleeping at once (PASSIVE) makes every layer's barrier a
+wake-up and the quiet frame 3x slower.
 `threads=` / `concurrency=` given by the user override the plan.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 from dataclasses import dataclass, replace
 from typing import List, Optional, Sequence, Tuple
 
+from edgepose import openmp
 from edgepose.errors import BadArgumentError
 
 CORE_CHOICES = ("auto", "big", "little", "all")
@@ -123,7 +125,7 @@ def make_plan(cores: str = "auto", threads: Optional[int] = None, concurrency: O
         cores = "all"  # one cluster: there are no little cores to prefer
     n = max(1, len(chosen))
     det_threads = threads if threads is not None else n
-    policy = (env.get(WAIT_POLICY_ENV) or "passive").lower()
+    policy = openmp.describe(env)
     return Plan(cores=cores, cpu_ids=tuple(chosen) if cores != "all" or little else tuple(ids), cpus=n,
                 det_threads=det_threads, pose_threads_single=threads if threads is not None else n,
                 persons_in_flight=concurrency if concurrency is not None else n,
@@ -136,19 +138,17 @@ def with_overrides(plan: Plan, threads: Optional[int] = None, concurrency: Optio
     """The same cores and policy with the user's threads/concurrency pinned."""
     if threads is None and concurrency is None:
         return plan
-    fresh = make_plan(plan.cores, threads, concurrency, cpus=plan.cpu_ids or None,
-                      environ={WAIT_POLICY_ENV: plan.wait_policy})
-    return replace(fresh, cpu_ids=plan.cpu_ids)
+    fresh = make_plan(plan.cores, threads, concurrency, cpus=plan.cpu_ids or None)
+    return replace(fresh, cpu_ids=plan.cpu_ids, wait_policy=plan.wait_policy)
 
 
 # -- applying it -------------------------------------------------------------
 def prepare_wait_policy() -> str:
-    """Make idle OpenMP threads sleep unless the user chose a policy. libgomp reads the
-    variable once, when ncnn's library loads, so this must run before `import ncnn`;
-    returns the policy in force."""
-    if "ncnn" not in sys.modules:
-        os.environ.setdefault(WAIT_POLICY_ENV, "PASSIVE")
-    return (os.environ.get(WAIT_POLICY_ENV) or "active (ncnn was imported first)").lower()
+    """The short spin unless the user chose (see edgepose/openmp.py); `import edgepose` already did
+    this, so it only matters for code that reached here another way. Returns the policy in force."""
+    loaded_first = "ncnn" in sys.modules and openmp.SPIN_ENV not in os.environ
+    openmp.prefer_short_spin()
+    return openmp.describe(ncnn_loaded_first=loaded_first)
 
 
 def apply_to_option(opt, plan: Plan, threads: int) -> None:

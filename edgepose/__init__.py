@@ -9,22 +9,18 @@ and imports the runtime lazily, so `import edgepose` is instant and never loads 
 """
 from __future__ import annotations
 
-import os
-import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, List
 
+from .openmp import prefer_short_spin
 from .errors import (BadArgumentError, BadImageError, BadModelError, EdgeposeError, InferenceError,
                      ModelNotFoundError)
 
 __version__ = "0.1.0"
 
-# Idle OpenMP threads must sleep, not spin: with spinning, two competing busy processes took a 2-core
-# crowd frame from 128 ms to 840 ms p50 and 4.1 s p99. The ncnn wheel's libgomp reads this once, when
-# ncnn's library loads, so it is set here, before any edgepose module can import ncnn (a user's own
-# value wins; `edgepose.runtime.schedule` reports the policy in force).
-if "ncnn" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Idle OpenMP threads spin briefly, then sleep (edgepose/openmp.py has the measurements). ncnn's libgomp
+# reads this once, when it loads, so it is set here, before any edgepose module can import ncnn.
+prefer_short_spin()
 
 _LAZY = {
     "Body": "edgepose.runtime.solutions",

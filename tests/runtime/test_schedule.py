@@ -16,7 +16,7 @@ def test_two_equal_cores_crowd_one_thread_per_person_lone_person_all_cores():
     assert (plan.cores, plan.cpus, plan.det_threads) == ("all", 2, 2)
     assert plan.pose_split(15) == (1, 2) and plan.pose_split(2) == (1, 2)
     assert plan.pose_split(1) == (2, 1) and plan.pose_split(0) == (2, 1)
-    assert plan.overlap and plan.wait_policy == "passive" and plan.blocktime_ms == 0
+    assert plan.overlap and plan.wait_policy == "libgomp default spin" and plan.blocktime_ms == 0
 
 
 def test_big_little_phone_runs_on_big_cores_by_default():
@@ -53,15 +53,16 @@ def test_threads_and_concurrency_override_the_plan():
 
 
 def test_user_wait_policy_is_kept_and_bad_arguments_refused():
-    assert make_plan(cpus=[0, 1], environ={"OMP_WAIT_POLICY": "ACTIVE"}).wait_policy == "active"
+    assert make_plan(cpus=[0, 1], environ={"OMP_WAIT_POLICY": "ACTIVE"}).wait_policy == "OMP_WAIT_POLICY=active"
+    assert make_plan(cpus=[0, 1], environ={"GOMP_SPINCOUNT": "10000"}).wait_policy == "spin 10000 rounds, then sleep"
     for kwargs in ({"cores": "medium"}, {"threads": 0}, {"concurrency": -1}, {"threads": 1.5},
                    {"concurrency": True}):
         with pytest.raises(BadArgumentError):
             make_plan(cpus=[0, 1], environ=QUIET, **kwargs)
 
 
-def test_ncnn_starts_with_passive_wait_policy(rtmdet_dir, tmp_path):
-    """In a fresh process: loading a model sets the policy before ncnn (and its OpenMP) loads;
+def test_ncnn_starts_with_a_short_spin(rtmdet_dir, tmp_path):
+    """In a fresh process: `import edgepose` sets the short spin before ncnn (and its libgomp) loads;
     a user's own choice is kept; ncnn imported first is reported, not hidden."""
     import os
     import subprocess
@@ -70,18 +71,19 @@ def test_ncnn_starts_with_passive_wait_policy(rtmdet_dir, tmp_path):
     probe = ("import os, sys\n"
              "from edgepose.runtime.detector import Detector\n"
              "assert 'ncnn' not in sys.modules\n"
-             "Detector(sys.argv[1])\n"
-             "print(os.environ.get('OMP_WAIT_POLICY'))\n")
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", probe, str(rtmdet_dir)], env=env, capture_output=True, text=True)
+             "d = Detector(sys.argv[1])\n"
+             "print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('OMP_WAIT_POLICY'))\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    out = subprocess.run([sys.executable, "-c", probe, str(rtmdet_dir)], env=env, capture_output=True, text=True,
+                         cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[-1] == "PASSIVE"
+    assert out.stdout.split()[-2:] == ["10000", "None"]
     out = subprocess.run([sys.executable, "-c", probe, str(rtmdet_dir)], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True)
-    assert out.stdout.split()[-1] == "ACTIVE"
+                         capture_output=True, text=True, cwd=str(tmp_path))
+    assert out.stdout.split()[-2:] == ["None", "ACTIVE"]
     late = ("import ncnn\nfrom edgepose.runtime.schedule import prepare_wait_policy\nprint(prepare_wait_policy())")
-    out = subprocess.run([sys.executable, "-c", late], env=env, capture_output=True, text=True)
-    assert "imported first" in out.stdout
+    out = subprocess.run([sys.executable, "-c", late], env=env, capture_output=True, text=True, cwd=str(tmp_path))
+    assert "imported before edgepose" in out.stdout, out.stdout + out.stderr
 
 
 def test_default_wholebody_keypoints_bit_for_bit_sequential(shared, rtmdet_dir, wholebody_t_dir):
