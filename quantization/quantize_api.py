@@ -21,18 +21,21 @@ from edgepose.model_meta import ModelMeta, find_model
 from edgepose.runtime.model_check import check_weights
 
 from . import calib_data
-from .calibration import ACTIVATION_CALIBRATED, collect_stats, quantizable_layers
+from .calibration import ACTIVATION_CALIBRATED, quantizable_layers
 from .mixed_precision import choose_float_layers, rank_layers
 from edgepose.ncnn_io import NcnnModel, read_model, write_model
-from .output_calibration import calibrate_outputs, quantized_model
+from .output_calibration import quantized_model
 from .sensitivity import Evaluator, float_gain, layer_sensitivity
-from .thresholds import METHODS, activation_scale
+from .thresholds import METHODS
 
 DEFAULT_MAX_INPUTS = 200       # calibration inputs (crops / letterboxed images)
 DEFAULT_EVAL_INPUTS = 32       # inputs used to score sensitivity and mixed precision
 DEFAULT_OUTPUT_INPUTS = 12     # inputs used to choose output-error scales and bias corrections (the numpy
                                # layer simulation costs ~1 s per layer and input; 12 keep a run within minutes)
 DEFAULT_ADAROUND_INPUTS = 32   # inputs whose sampled columns fit the learned weight rounding
+DENSE_ALPHAS = (0.25, 0.5, 0.75)  # --all-int8: SmoothQuant strengths tried for the dense convs' inputs
+DENSE_MIN_GAIN = 0.005         # ... kept only when it beats no dense equalization by this much: each
+                               # equalized layer costs a float Scale pass (~5% of the int8 pose model)
 
 
 def _progress(enabled: bool):
@@ -120,7 +123,8 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
                    output_error: Optional[bool] = None, bias_correction: Optional[bool] = None,
                    output_inputs: int = DEFAULT_OUTPUT_INPUTS, rank_by: str = "solo",
                    float_depthwise: bool = False, all_int8: bool = False,
-                   cle: bool = True, adaround: Optional[bool] = None,
+                   cle: bool = True, equalize_depthwise: bool = True,
+                   equalize_dense: bool = True, adaround: Optional[bool] = None,
                    adaround_inputs: int = DEFAULT_ADAROUND_INPUTS,
                    budget: Optional[float] = None, by_speed: Optional[bool] = None,
                    speed_timer=None,
@@ -142,6 +146,9 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
     Accuracy steps, each reported per layer in the metadata `quantization.layers`:
       cle            cross-layer equalization where exact (cle.py; on CSPNeXt models only the
                      input-affine -> stem pair: SiLU everywhere else).
+      equalize_depthwise  a float per-channel Scale before each int8 depthwise conv, its
+                     inverse folded into the conv's weights (channel_equalization.py): ncnn
+                     gives a depthwise input one int8 scale for all its channels.
       activation ranges: the --method threshold, refined by the layer's output error
                      (output_error; None: on for detectors, off for pose models).
       adaround       learned weight rounding on calibration inputs (None: off, see below).
@@ -194,8 +201,8 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
         return _quantize_into(opened, meta, json_path, src_param, src_bin, calib_images, method,
                               target, det_model, max_images, max_inputs, eval_inputs, quantize_input_layer,
                               output_error, bias_correction, output_inputs, rank_by, float_depthwise, all_int8,
-                              cle, adaround, adaround_inputs, budget, by_speed, speed_timer, default_mode,
-                              progress, log, threads)
+                              cle, equalize_depthwise, equalize_dense, adaround, adaround_inputs, budget, by_speed, speed_timer,
+                              default_mode, progress, log, threads)
     finally:
         for outputs in opened.values():
             outputs.rollback()       # no-op for the folder that was committed
@@ -203,9 +210,11 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
 
 def _quantize_into(opened, meta, json_path, src_param, src_bin, calib_images, method, target,
                    det_model, max_images, max_inputs, eval_inputs, quantize_input_layer, output_error,
-                   bias_correction, output_inputs, rank_by, float_depthwise, all_int8, cle, adaround,
-                   adaround_inputs, budget, by_speed, speed_timer, default_mode, progress, log, threads) -> str:
-    from .adaround import apply_rounded_weights, learn_model_rounding
+                   bias_correction, output_inputs, rank_by, float_depthwise, all_int8, cle, equalize_depthwise,
+                   equalize_dense, adaround, adaround_inputs, budget, by_speed, speed_timer, default_mode, progress, log,
+                   threads) -> str:
+    from . import calibrate_steps, channel_equalization
+    from .adaround import apply_rounded_weights
     from .cle import equalize
     from .speed import split_by_speed, time_layers, whole_model_ratio
 
@@ -270,57 +279,48 @@ def _quantize_into(opened, meta, json_path, src_param, src_bin, calib_images, me
             names = [n for n in names if n not in float_layers]
             log(f"{meta.name}: {len(fast)} of {len(speeds)} timed layers faster in int8 here")
 
-        # 3. activation ranges: method threshold, refined by the output error
-        calibrated = [layer for layer in candidates if layer.name in names and layer.type in ACTIVATION_CALIBRATED]
-        stats = collect_stats(param, binf, meta.input_blob, [layer.bottoms[0] for layer in calibrated], chw,
-                              wrap, threads)
-        scales: Dict[str, float] = {}
-        for layer in wrap(calibrated, f"thresholds ({method})"):
-            s = stats[layer.bottoms[0]]
-            scales[layer.name] = activation_scale(method, s.hist, s.absmax, s.count)
-        base_scales = dict(scales)
-        absmax = {layer.name: stats[layer.bottoms[0]].absmax for layer in calibrated}
-        out_inputs = _spread(chw, output_inputs)
-        if output_error:
-            cal = calibrate_outputs(model, calibrated, param, binf, meta.input_blob, out_inputs, absmax, scales,
-                                    bias_correction=bias_correction, search=True, progress=wrap, threads=threads)
-            scales.update({n: c.scale for n, c in cal.items()})
-            for n, c in cal.items():
-                per_layer.setdefault(n, {})["activation_range"] = {
-                    "method_threshold": round(127.0 / base_scales[n], 6), "chosen_threshold": round(127.0 / c.scale, 6),
-                    "output_mse_at_method": c.base_mse, "output_mse_chosen": c.mse, "output_power": c.output_power}
-        # 4. learned weight rounding, on the chosen input scales
-        rounded = {}
-        if adaround:
-            rounded = learn_model_rounding(model, calibrated, param, binf, meta.input_blob,
-                                           _spread(chw, adaround_inputs), scales, progress=wrap, threads=threads)
-            for n, r in rounded.items():
-                per_layer.setdefault(n, {})["adaround"] = r.as_dict()
-            for layer in calibrated:
-                if layer.name not in rounded:
-                    per_layer.setdefault(layer.name, {})["adaround"] = "skipped (too large to fit): nearest rounding"
-            gain = [r.learned_mse / r.nearest_mse for r in rounded.values() if r.nearest_mse > 0]
-            if gain:
-                log(f"{meta.name}: learned rounding: layer output MSE x{float(np.median(gain)):.3f} of nearest (median)")
-        base = apply_rounded_weights(model, rounded, names) if rounded else model
-        # 5. bias correction, measured on the rounded weights at the chosen scales
-        bias_shifts: Dict[str, np.ndarray] = {}
-        if bias_correction:
-            base_param, base_bin = os.path.join(work_dir, "base.param"), os.path.join(work_dir, "base.bin")
-            write_model(base, base_param, base_bin)
-            cal = calibrate_outputs(base, [base.layer(layer.name) for layer in calibrated], base_param, base_bin,
-                                    meta.input_blob, out_inputs, absmax, scales, bias_correction=True, search=False,
-                                    progress=wrap, threads=threads)
-            bias_shifts = {n: c.bias_shift for n, c in cal.items()}
-            for n, c in cal.items():
-                per_layer.setdefault(n, {})["bias_correction"] = {
-                    "max_abs_shift": float(np.abs(c.bias_shift).max()) if c.bias_shift.size else 0.0,
-                    "output_mse_after": c.mse}
-
         info["output_error_scales"] = bool(output_error)
         info["bias_correction"] = bool(bias_correction)
         info["adaround"] = bool(adaround)
         evaluator = Evaluator(meta, src_param, src_bin, _spread(chw, eval_inputs), threads)
+        try:
+            # 3-6. input equalization, activation ranges, learned rounding, bias correction (calibrate_steps).
+            # --all-int8 also tries equalizing the dense convs' inputs at a few SmoothQuant strengths
+            # and keeps the one scoring best vs fp32 on the calibration inputs (the test set is never seen).
+            settings = calibrate_steps.Settings(method, bool(output_error), bool(bias_correction),
+                                                _spread(chw, output_inputs), bool(adaround),
+                                                _spread(chw, adaround_inputs), bool(equalize_depthwise),
+                                                threads=threads)
+            alphas = [None] + (list(DENSE_ALPHAS) if all_int8 and equalize_dense else [])
+            trials = []
+            for alpha in alphas:
+                settings.dense_alpha = alpha
+                c = calibrate_steps.calibrate(model, param, binf, meta.input_blob, names, chw, settings, work_dir,
+                                              wrap, log, meta.name)
+                if len(alphas) > 1:
+                    trial = evaluator.score(quantized_model(c.base, names, c.scales, c.bias_shifts))
+                    log(f"{meta.name}: dense input equalization {'off' if alpha is None else f'alpha {alpha}'}: "
+                        f"{trial.primary:.4f} vs fp32 on {min(len(chw), eval_inputs)} calibration inputs")
+                    trials.append((trial.primary, c))
+                else:
+                    trials.append((0.0, c))
+            best = max(range(len(trials)), key=lambda i: trials[i][0])
+            if trials[best][0] < trials[0][0] + DENSE_MIN_GAIN:
+                best = 0
+            cal = trials[best][1]
+            if len(alphas) > 1:
+                info["dense_input_equalization"] = {
+                    "tried": {("off" if t[1].dense_alpha is None else str(t[1].dense_alpha)): round(t[0], 6)
+                              for t in trials},
+                    "chosen": "off" if cal.dense_alpha is None else cal.dense_alpha}
+        except BaseException:
+            evaluator.close()
+            raise
+        model, candidates, rounded = cal.model, cal.candidates, cal.rounded
+        base, scales, bias_shifts, equalized = cal.base, cal.scales, cal.bias_shifts, cal.equalized
+        for n, d in cal.per_layer.items():
+            per_layer.setdefault(n, {}).update(d)
+        info["input_equalized_layers"] = len(equalized)
         try:
             if target is None and not default_mode:
                 quantized = quantized_model(base, names, scales, bias_shifts)
@@ -368,6 +368,14 @@ def _quantize_into(opened, meta, json_path, src_param, src_bin, calib_images, me
                 names_final = int8_names
         finally:
             evaluator.close()
+
+        # a depthwise layer that ended float needs no equalizing Scale: take it out again
+        undone = [n for n in equalized if n not in names_final]
+        if undone:
+            quantized = channel_equalization.undo(quantized, equalized, undone)
+            for n in undone:
+                per_layer[n]["input_equalization"] = "removed: the layer stays float"
+            info["input_equalized_layers"] = len(equalized) - len(undone)
 
         # per-layer precision and reason
         for layer in candidates:

@@ -43,6 +43,12 @@ def add_arguments(parser) -> None:
                              "pseudo-label box AP, default 0.90; pose: SimCC within one bin, default 0.96)")
     parser.add_argument("--no-cle", dest="cle", action="store_false", default=True,
                         help="skip cross-layer equalization (applied only where exact)")
+    parser.add_argument("--no-equalize-depthwise", dest="equalize_depthwise", action="store_false", default=True,
+                        help="no per-channel input equalization before int8 depthwise convolutions (a float "
+                             "Scale layer each; exact in float, it gives every channel the full int8 range)")
+    parser.add_argument("--no-equalize-dense", dest="equalize_dense", action="store_false", default=True,
+                        help="--all-int8: do not try equalizing the dense convolutions' inputs (SmoothQuant "
+                             "strengths 0.25 / 0.5 / 0.75, the best on the calibration inputs kept)")
     parser.add_argument("--adaround", dest="adaround", action="store_true", default=None,
                         help="learn each int8 layer's weight rounding on the calibration data (off by default: "
                              "on RTMDet-nano it lowered each layer's output error but cost box AP)")
@@ -61,6 +67,7 @@ def main(args) -> int:
                           output_error=args.output_error, bias_correction=args.bias_correction,
                           rank_by=args.rank_by, float_depthwise=args.float_depthwise,
                           all_int8=args.all_int8, budget=args.budget, cle=args.cle, adaround=args.adaround,
+                          equalize_depthwise=args.equalize_depthwise, equalize_dense=args.equalize_dense,
                           progress=True, threads=args.threads)
     print(path)
     return 0

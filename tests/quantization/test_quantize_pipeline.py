@@ -62,8 +62,29 @@ def test_quantize_int8_body(shared, body_t_dir, tmp_path):
     assert list(q["cle"]["pairs"]) == ["conv_51->conv_52"]
     equalized = {"conv_51", "conv_52"}
     assert all("cle" in q["layers"][n] for n in equalized)
+    # per-channel input equalization: a float Scale right before each int8 layer it applied to (every
+    # depthwise conv; the dense convs only if --all-int8's calibration score chose a strength)
+    tried = q["dense_input_equalization"]["tried"]
+    assert set(tried) == {"off", "0.25", "0.5", "0.75"}
+    chosen = q["dense_input_equalization"]["chosen"]
+    from edgepose.quantization.quantize_api import DENSE_MIN_GAIN
+    best = max(tried, key=tried.get)
+    assert str(chosen) == (best if tried[best] >= tried["off"] + DENSE_MIN_GAIN else "off")
+    dws = [l.name for l in src.layers if l.type == "ConvolutionDepthWise"]
+    eq_layers = [n for n, d in q["layers"].items() if isinstance(d.get("input_equalization"), dict)]
+    assert set(dws) <= set(eq_layers) and q["input_equalized_layers"] == len(eq_layers)
+    assert (len(eq_layers) > len(dws)) == (chosen != "off")
+    scales = {l.name: l for l in model.layers if l.type == "Scale" and l.name.endswith("_eq")}
+    assert sorted(scales) == sorted(f"{n}_eq" for n in eq_layers)
+    for n in eq_layers:
+        layer = model.layer(n)
+        assert n in int8 and layer.bottoms == scales[f"{n}_eq"].tops
+        assert scales[f"{n}_eq"].bottoms == src.layer(n).bottoms
     # every other non-quantised layer is copied exactly (params and weights), e.g. Reshape
-    for a, b in zip(src.layers, model.layers):
+    by_name = {l.name: l for l in model.layers}
+    assert [l.name for l in model.layers if l.name not in scales] == [l.name for l in src.layers]
+    for a in src.layers:
+        b = by_name[a.name]
         if b.name not in int8 and b.name not in equalized:
             assert a.param_line() == b.param_line() and [x.raw for x in a.blobs] == [x.raw for x in b.blobs]
     assert any(l.type == "Reshape" for l in model.layers)
@@ -125,29 +146,35 @@ def test_mixed_precision_body_reaches_target(shared, body_t_dir, rtmdet_dir, tmp
     print(json.dumps({k: q[k] for k in ("float_layers", "vs_fp32", "search")}, indent=1))
 
 
+def _box_ap(shared, detectors):
+    """Person box AP of each detector on the 114 val images, every box at the config's test threshold."""
+    import cv2
+    from edgepose.quantization.coco_eval import evaluate_boxes
+
+    data = shared / "data" / "coco_kp17_val2017_merged"
+    gt_path = data / "person_keypoints_val2017_merged.json"
+    gt = json.loads(gt_path.read_text())
+    res = {k: {} for k in detectors}
+    for im in gt["images"]:
+        img = cv2.imread(str(data / "val2017" / im["file_name"]))
+        for k, d in detectors.items():
+            res[k][im["id"]] = d(img)
+    ap = {k: evaluate_boxes(str(gt_path), res[k])["AP"] for k in detectors}
+    print(ap)
+    return ap
+
+
 @pytest.mark.slow
 def test_default_int8_detector_box_ap_within_one_point(shared, rtmdet_dir, tmp_path):
     """Issue 15: RTMDet-nano through `edgepose quantize`'s default (int8 where faster here and the
     accuracy budget holds), person box AP on the 114 val images within 1 point of fp32."""
-    import cv2
     from edgepose.runtime.detector import Detector
-    from edgepose.quantization.coco_eval import evaluate_boxes
     from edgepose.quantization.quantize_api import quantize_model
 
     calib = sorted(str(p) for p in (shared / "data").glob("calib_*"))
     out = quantize_model(str(rtmdet_dir), calib, out_dir=str(tmp_path), log=print)
-    data = shared / "data" / "coco_kp17_val2017_merged"
-    gt_path = data / "person_keypoints_val2017_merged.json"
-    gt = json.loads(gt_path.read_text())
-    dets = {"fp32": Detector(str(rtmdet_dir), threads=1, precision="fp32", score_threshold=0.05),
-            "int8": Detector(out, threads=1, precision="int8", fp16=False, score_threshold=0.05)}
-    res = {k: {} for k in dets}
-    for im in gt["images"]:
-        img = cv2.imread(str(data / "val2017" / im["file_name"]))
-        for k, d in dets.items():
-            res[k][im["id"]] = d(img)
-    ap = {k: evaluate_boxes(str(gt_path), res[k])["AP"] for k in dets}
-    print(ap)
+    ap = _box_ap(shared, {"fp32": Detector(str(rtmdet_dir), threads=1, precision="fp32", score_threshold=0.05),
+                          "int8": Detector(out, threads=1, precision="int8", fp16=False, score_threshold=0.05)})
     assert ap["fp32"] > 0.4
     assert ap["int8"] >= ap["fp32"] - 0.010
     meta = ModelMeta.load(out)
@@ -156,3 +183,56 @@ def test_default_int8_detector_box_ap_within_one_point(shared, rtmdet_dir, tmp_p
     # every layer records its precision and why (speed or accuracy)
     assert all(d["precision"] in ("int8", "float") and d["reason"] for d in q["layers"].values())
     assert all(q["layers"][n]["precision"] == "float" for n in q["float_layers"])
+
+
+@pytest.mark.slow
+def test_all_int8_detector_box_ap_within_one_and_a_half_points(shared, rtmdet_dir, tmp_path):
+    """Issue 15: `--all-int8` (every convolution int8 but the raw-pixel input layer), person box AP
+    within 1.5 points of fp32; the depthwise layers' inputs are equalized per channel."""
+    from edgepose.runtime.detector import Detector
+    from edgepose.quantization.quantize_api import quantize_model
+
+    calib = sorted(str(p) for p in (shared / "data").glob("calib_*"))
+    out = quantize_model(str(rtmdet_dir), calib, out_dir=str(tmp_path), all_int8=True, log=print)
+    meta = ModelMeta.load(out)
+    q = meta.quantization
+    assert meta.precision == "int8" and list(q["float_layers"]) == ["conv_126"]
+    dws = [n for n, d in q["layers"].items() if n.startswith("convdw")]
+    assert len(dws) == 41 and all(isinstance(q["layers"][n]["input_equalization"], dict) for n in dws)
+    ap = _box_ap(shared, {"fp32": Detector(str(rtmdet_dir), threads=1, precision="fp32", score_threshold=0.05),
+                          "int8": Detector(out, threads=1, precision="int8", fp16=False, score_threshold=0.05)})
+    assert ap["fp32"] > 0.4
+    assert ap["int8"] >= ap["fp32"] - 0.015
+
+
+def test_float_layers_lose_their_equalizing_scale(shared, body_t_dir, tmp_path, monkeypatch):
+    """A layer equalized for int8 that the accuracy search then keeps float gets its Scale taken
+    out and its weights back. The search ranks the depthwise layers first here, and budget 1.0
+    makes it turn layers float."""
+    from edgepose.quantization import quantize_api
+    from edgepose.quantization.quantize_api import quantize_model
+
+    real_rank = quantize_api.rank_layers
+    monkeypatch.setattr(quantize_api, "rank_layers", lambda sens: sorted(
+        real_rank(sens), key=lambda n: not n.startswith("convdw")))
+
+    out = quantize_model(str(body_t_dir), _calib(shared), out_dir=str(tmp_path), by_speed=False, budget=1.0,
+                         max_inputs=4, eval_inputs=2, log=lambda _m: None)
+    meta = ModelMeta.load(out)
+    q = meta.quantization
+    model = read_model(meta.param_path(out), meta.bin_path(out))
+    src_json = str(next(body_t_dir.glob("*.json")))
+    src_meta = ModelMeta.load(src_json)
+    src = read_model(src_meta.param_path(src_json), src_meta.bin_path(src_json))
+    removed = [n for n, d in q["layers"].items() if d.get("input_equalization") == "removed: the layer stays float"]
+    kept = [n for n, d in q["layers"].items() if isinstance(d.get("input_equalization"), dict)]
+    assert removed, "the search kept no equalized layer float: nothing was undone"
+    scales = {l.name for l in model.layers if l.type == "Scale" and l.name.endswith("_eq")}
+    assert scales == {f"{n}_eq" for n in kept} and q["input_equalized_layers"] == len(kept)
+    for n in removed:
+        assert q["layers"][n]["precision"] == "float"
+        assert model.layer(n).bottoms == src.layer(n).bottoms
+        np.testing.assert_allclose(model.layer(n).blob("weight").to_float(), src.layer(n).blob("weight").to_float(),
+                                   rtol=1e-5, atol=1e-7)
+    for n in kept:
+        assert q["layers"][n]["precision"] == "int8"
