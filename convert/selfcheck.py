@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgepose.errors import EdgeposeError
+from edgepose.ncnn_io import input_mat
 
 POSE_CROPS = 8
 DETECT_IMAGES = 4
@@ -168,7 +169,7 @@ def ncnn_forward(param: str, binf: str, input_blob: str, output_blobs: Sequence[
     x = np.ascontiguousarray(pixels_chw, dtype=np.float32)
     outs = []
     ex = net.create_extractor()
-    ex.input(input_blob, ncnn.Mat(x))
+    ex.input(input_blob, input_mat(x))
     for blob in output_blobs:
         ret, m = ex.extract(blob)
         if ret != 0:

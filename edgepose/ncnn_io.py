@@ -601,3 +601,15 @@ def write_model(model: NcnnModel, param_path: str, bin_path: str) -> None:
     from .files import replace_file
     replace_file(bin_path, model.bin_bytes())
     replace_file(param_path, model.param_text().encode("utf-8"))
+
+
+def input_mat(array: np.ndarray):
+    """An ncnn.Mat holding its own copy of a float32 CHW array. `ncnn.Mat(ndarray)` wraps the
+    array's memory with no reference count, and ncnn's light mode reads that count before an
+    in-place layer (net.cpp, do_forward_layer): a Scale, ReLU or other in-place layer reading
+    the network input directly would dereference NULL. The copy has a count."""
+    import ncnn
+
+    arr = np.ascontiguousarray(array, dtype=np.float32)
+    return ncnn.Mat(arr).clone()
+

@@ -45,7 +45,10 @@ class Calibrated:
 
 
 def _equalize(model, param, binf, input_blob, names, chw, settings, work_dir, wrap, log, label):
-    chosen = [layer for layer in quantizable_layers(model) if layer.name in names and (
+    # never on a layer reading the network input: a caller feeding ncnn.Mat(ndarray) there would
+    # meet an in-place Scale on memory without a reference count (see ncnn_io.input_mat)
+    inputs = set(model.input_blobs())
+    chosen = [layer for layer in quantizable_layers(model) if layer.name in names and layer.bottoms[0] not in inputs and (
         channel_equalization.is_depthwise(layer) and settings.equalize_depthwise
         or settings.dense_alpha is not None and channel_equalization.is_dense(layer))]
     if not chosen:

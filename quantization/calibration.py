@@ -16,7 +16,7 @@ import numpy as np
 
 from edgepose.errors import EdgeposeError
 
-from edgepose.ncnn_io import Layer, NcnnModel
+from edgepose.ncnn_io import Layer, NcnnModel, input_mat
 from .thresholds import NUM_BINS
 
 ACTIVATION_CALIBRATED = ("Convolution", "ConvolutionDepthWise", "InnerProduct")
@@ -75,10 +75,7 @@ def make_net(param_path: str, bin_path: str, int8: bool = False, threads: Option
 
 def run_net(net, input_blob: str, chw: np.ndarray, outputs: Sequence[str], light: bool = True) -> Dict[str, np.ndarray]:
     """One forward pass; returns copies of the requested blobs."""
-    import ncnn
-
-    arr = np.ascontiguousarray(chw, dtype=np.float32)
-    mat = ncnn.Mat(arr)          # does not copy: `arr` stays alive until extraction is done
+    mat = input_mat(chw)
     ex = net.create_extractor()
     ex.set_light_mode(light)
     ex.input(input_blob, mat)

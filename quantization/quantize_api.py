@@ -149,6 +149,9 @@ def quantize_model(model_json: str, calib_images: Union[str, Sequence[str]], met
       equalize_depthwise  a float per-channel Scale before each int8 depthwise conv, its
                      inverse folded into the conv's weights (channel_equalization.py): ncnn
                      gives a depthwise input one int8 scale for all its channels.
+      equalize_dense  --all-int8 only: the same before the dense convs at SmoothQuant strengths
+                     DENSE_ALPHAS, each calibrated and scored vs fp32 on the calibration inputs;
+                     the best is kept if it gains DENSE_MIN_GAIN over none.
       activation ranges: the --method threshold, refined by the layer's output error
                      (output_error; None: on for detectors, off for pose models).
       adaround       learned weight rounding on calibration inputs (None: off, see below).
@@ -269,7 +272,9 @@ def _quantize_into(opened, meta, json_path, src_param, src_bin, calib_images, me
             timed = [layer for layer in candidates if layer.name in names and layer.type in ACTIVATION_CALIBRATED]
             shapes = _blob_shapes(param, binf, meta.input_blob, timed, chw[0], threads)
             kwargs = {"timer": speed_timer} if speed_timer is not None else {}
-            speeds = time_layers(model, timed, shapes, {}, threads=int(threads or 1), progress=wrap, **kwargs)
+            scaled = [layer.name for layer in timed if equalize_depthwise and channel_equalization.is_depthwise(layer)]
+            speeds = time_layers(model, timed, shapes, {}, threads=int(threads or 1), progress=wrap,
+                                 scaled_in_int8=scaled, **kwargs)
             fast, slow = split_by_speed(speeds)
             for n in slow:
                 float_layers[n] = (f"speed: int8 {speeds[n].int8_ms:.4f} ms vs float {speeds[n].float_ms:.4f} ms "

@@ -3,7 +3,9 @@
 Each candidate layer is timed alone, float and int8, in a one-layer ncnn net fed with a
 blob of the shape the layer sees in the model (stock ncnn runs an int8 layer as quantise
 input -> int8 kernel -> dequantise output, so a layer's int8 cost does not depend on its
-neighbours' precision and the one-layer nets price it as the model pays it). Timing a
+neighbours' precision and the one-layer nets price it as the model pays it). A layer whose
+input is equalized per channel (channel_equalization.py) pays for its float Scale too, so
+its int8 net holds the Scale. Timing a
 whole model per candidate would bury a 0.05 ms difference under the model's run-to-run
 noise on a shared machine; one layer at a time it is measured directly.
 
@@ -26,7 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from edgepose.errors import EdgeposeError
-from edgepose.ncnn_io import Layer, NcnnModel, ParamDict, write_model
+from edgepose.ncnn_io import RAW, Layer, NcnnModel, ParamDict, WeightBlob, input_mat, write_model
 
 SLICES = 9              # interleaved slices per layer (median over them)
 SLICE_SECONDS = 0.004   # target length of one slice
@@ -60,10 +62,18 @@ def _input_layer(shape: Tuple[int, ...]) -> Layer:
     return Layer("Input", "in", [], ["in"], p, [])
 
 
-def single_layer_model(layer: Layer, shape: Tuple[int, ...]) -> NcnnModel:
-    """Input (of `shape`, CHW without batch) -> a copy of `layer` reading it."""
-    copy = Layer(layer.type, layer.name, ["in"], ["out"], layer.params.copy(), list(layer.blobs))
-    return NcnnModel([_input_layer(shape), copy], 2)
+def single_layer_model(layer: Layer, shape: Tuple[int, ...], scale_first: bool = False) -> NcnnModel:
+    """Input (of `shape`, CHW without batch) -> a copy of `layer` reading it; with scale_first,
+    a per-channel float Scale in between (what input equalization puts before an int8 layer)."""
+    if not scale_first:
+        copy = Layer(layer.type, layer.name, ["in"], ["out"], layer.params.copy(), list(layer.blobs))
+        return NcnnModel([_input_layer(shape), copy], 2)
+    p = ParamDict()
+    p.set(0, int(shape[0]))
+    p.set(1, 0)
+    scale = Layer("Scale", "scale", ["in"], ["scaled"], p, [WeightBlob.fp32("scale", np.ones(int(shape[0])), mode=RAW)])
+    copy = Layer(layer.type, layer.name, ["scaled"], ["out"], layer.params.copy(), list(layer.blobs))
+    return NcnnModel([_input_layer(shape), scale, copy], 3)
 
 
 def interleaved_medians(runners: Sequence[Callable[[], None]], slices: int = SLICES,
@@ -89,15 +99,12 @@ def interleaved_medians(runners: Sequence[Callable[[], None]], slices: int = SLI
 
 def _net_runner(model: NcnnModel, int8: bool, input_blob: str, output_blob: str, x: np.ndarray, threads: int,
                 tmp: str, tag: str):
-    import ncnn
-
     from .calibration import make_net
 
     param, binf = os.path.join(tmp, f"{tag}.param"), os.path.join(tmp, f"{tag}.bin")
     write_model(model, param, binf)
     net = make_net(param, binf, int8=int8, threads=threads)
-    arr = np.ascontiguousarray(x, np.float32)
-    mat = ncnn.Mat(arr)
+    mat = input_mat(x)
 
     def run():
         ex = net.create_extractor()
@@ -105,15 +112,17 @@ def _net_runner(model: NcnnModel, int8: bool, input_blob: str, output_blob: str,
         ret, _out = ex.extract(output_blob)
         if ret != 0:
             raise EdgeposeError(f"{tag}: ncnn forward failed (error {ret})")
-    run.keep = (net, arr, mat)               # keep the net and input alive as long as the runner
+    run.keep = (net, mat)               # keep the net and input alive as long as the runner
     return run
 
 
 def time_layers(model: NcnnModel, layers: Sequence[Layer], shapes: Dict[str, Tuple[int, ...]],
                 scales: Dict[str, float], threads: int = 1, slices: int = SLICES,
                 progress: Optional[Callable] = None, timer: Timer = time.perf_counter,
-                runner_factory: Optional[Callable] = None) -> Dict[str, LayerSpeed]:
-    """Float vs int8 time of each layer alone (shapes: the layer's input blob shape)."""
+                runner_factory: Optional[Callable] = None,
+                scaled_in_int8: Sequence[str] = ()) -> Dict[str, LayerSpeed]:
+    """Float vs int8 time of each layer alone (shapes: the layer's input blob shape). Layers in
+    `scaled_in_int8` are timed in int8 with the equalizing Scale before them: their int8 cost."""
     from .int8_writer import quantize_layer
 
     wrap = progress or (lambda it, desc: it)
@@ -126,7 +135,7 @@ def time_layers(model: NcnnModel, layers: Sequence[Layer], shapes: Dict[str, Tup
             x = rng.standard_normal(shape).astype(np.float32)
             fmodel = single_layer_model(layer, shape)
             qlayer = quantize_layer(layer, scales.get(layer.name, 1.0))
-            qmodel = single_layer_model(qlayer, shape)
+            qmodel = single_layer_model(qlayer, shape, scale_first=layer.name in set(scaled_in_int8))
             runs = [factory(fmodel, False, "in", "out", x, threads, tmp, "float"),
                     factory(qmodel, True, "in", "out", x, threads, tmp, "int8")]
             f, q = interleaved_medians(runs, slices=slices, timer=timer)
@@ -145,13 +154,11 @@ def whole_model_ratio(param_a: str, bin_a: str, int8_a: bool, param_b: str, bin_
                       input_blob: str, output_blobs: Sequence[str], inputs: Sequence[np.ndarray],
                       threads: int = 1, slices: int = 7, timer: Timer = time.perf_counter) -> Tuple[float, float]:
     """Median seconds per forward of model A and model B (all outputs extracted), interleaved."""
-    import ncnn
-
     from .calibration import make_net
 
     nets = [make_net(param_a, bin_a, int8=int8_a, threads=threads), make_net(param_b, bin_b, int8=int8_b,
                                                                              threads=threads)]
-    mats = [ncnn.Mat(np.ascontiguousarray(x, np.float32)) for x in inputs]
+    mats = [input_mat(x) for x in inputs]
 
     def runner(net):
         def run():

@@ -137,3 +137,28 @@ def test_channel_scales_limits():
     # alpha < 1: half the spread goes to the weights; the widest scaled input still spans R
     s = channel_scales(np.array([4.0, 1.0]), np.array([1.0, 1.0]), alpha=0.5)
     assert s[1] / s[0] == pytest.approx(2.0) and (np.array([4.0, 1.0]) * s).max() == pytest.approx(4.0)
+
+
+def test_speed_timing_charges_the_equalizing_scale_to_int8(tmp_path):
+    """time_layers prices an equalized depthwise layer's int8 run with its Scale: the one-layer
+    int8 net holds the Scale, stock ncnn runs it, and it computes what the bare layer does."""
+    from edgepose.quantization import speed
+    from edgepose.quantization.calibration import make_net, run_net
+    from edgepose.quantization.int8_writer import quantize_layer
+
+    layer = _net(tail_dense=False).layer("b")
+    seen = []
+
+    def factory(model, int8, inp, out, x, threads, tmp, tag):
+        seen.append((int8, [l.type for l in model.layers]))
+        return lambda: None
+    speed.time_layers(None, [layer], {"b": (16, 10, 10)}, {}, runner_factory=factory, slices=1,
+                      scaled_in_int8=["b"])
+    assert seen == [(False, ["Input", "ConvolutionDepthWise"]), (True, ["Input", "Scale", "ConvolutionDepthWise"])]
+    x = np.random.default_rng(0).normal(size=(16, 10, 10)).astype(np.float32)
+    outs = []
+    for tag, scaled in (("bare", False), ("scaled", True)):
+        m = speed.single_layer_model(quantize_layer(layer, 20.0), (16, 10, 10), scale_first=scaled)
+        net = make_net(*_files(m, tmp_path, tag), int8=True)
+        outs.append(run_net(net, "in", x, ["out"])["out"])
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -196,3 +196,37 @@ def test_parse_rejects_dangling_bottom():
     text = "7767517\n2 2\nInput in0 0 1 in0\nReLU r 1 1 x y\n"
     with pytest.raises(EdgeposeError, match="reads blob 'x'"):
         parse_param(text, "m.param")
+
+
+def test_input_mat_survives_an_in_place_first_layer_in_light_mode(tmp_path):
+    """ncnn.Mat(ndarray) has no reference count; ncnn's light mode reads it before an in-place
+    layer. The tools feed `input_mat` copies: Input -> Scale (in place) runs and computes x * s.
+    In a child process, so the segfault of the bare wrapper is observed rather than suffered."""
+    import subprocess
+    import sys
+    import textwrap
+
+    p = ParamDict()
+    p.set(0, 3)
+    p.set(1, 0)
+    model = NcnnModel([Layer("Input", "in0", [], ["in0"], ParamDict()),
+                       Layer("Scale", "s", ["in0"], ["out0"], p, [WeightBlob.fp32("scale", np.array([1., 2., 3.]), RAW)])],
+                      2)
+    write_model(model, str(tmp_path / "m.param"), str(tmp_path / "m.bin"))
+    code = textwrap.dedent(f"""
+        import sys, numpy as np, ncnn
+        from edgepose.ncnn_io import input_mat
+        net = ncnn.Net()
+        net.load_param({str(tmp_path / 'm.param')!r}); net.load_model({str(tmp_path / 'm.bin')!r})
+        x = np.ones((3, 4, 5), np.float32)
+        mat = input_mat(x) if sys.argv[1] == "copy" else ncnn.Mat(x)
+        ex = net.create_extractor(); ex.set_light_mode(True); ex.input("in0", mat)
+        ret, out = ex.extract("out0")
+        print(np.array(out)[:, 0, 0].tolist(), x[:, 0, 0].tolist())
+    """)
+    good = subprocess.run([sys.executable, "-c", code, "copy"], capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.split("] [")[0] == "[1.0, 2.0, 3.0"          # scaled, and the caller's array untouched
+    assert good.stdout.strip().endswith("[1.0, 1.0, 1.0]")
+    bare = subprocess.run([sys.executable, "-c", code, "wrap"], capture_output=True, text=True, timeout=60)
+    assert bare.returncode != 0                                      # why input_mat exists (ncnn's light mode)
